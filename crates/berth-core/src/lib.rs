@@ -1,0 +1,22 @@
+//! berth-core: the pure heart of berth.
+//!
+//! Everything here is deterministic and free of side effects: the data model
+//! (networks, containers, endpoints, port mappings), validation of user input,
+//! address and port allocation, the planner that turns the model into the
+//! kernel state we want, and the renderer of berth's nftables table.
+//! Nothing in this crate opens a socket, a file or a namespace, so all of it is
+//! tested without root.
+
+pub mod config;
+pub mod error;
+pub mod files;
+pub mod ipam;
+pub mod model;
+pub mod names;
+pub mod nft;
+pub mod plan;
+pub mod ports;
+pub mod request;
+pub mod subnets;
+
+pub use error::{CoreError, Result};

@@ -1,0 +1,168 @@
+//! Containers: processes berth starts (`run`) or namespaces it is given
+//! (`attach`), each with its network attachments.
+//!
+//! State fields double as berth's intent log: a request first records the
+//! state it is moving to (`Starting`, `Stopping`, `Removing`, an endpoint
+//! `Pending` or `Removing`) durably, then changes the kernel, then records
+//! completion. After a crash the daemon finds those in-between states and
+//! finishes or undoes them (see berth-daemon's `recover`).
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::port::{PortMapping, PortProto};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ContainerKind {
+    /// A process berth started in fresh network, UTS and mount namespaces.
+    Run { cmd: Vec<String> },
+    /// A network namespace created by someone else (a runtime), networked by
+    /// berth; berth does not own its processes.
+    Attached { netns: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Created,
+    /// Intent: the network is being set up and the process started.
+    Starting,
+    Running,
+    /// Intent: the process is being stopped and the network taken down.
+    Stopping,
+    Exited,
+    /// Intent: everything of this container is being removed.
+    Removing,
+}
+
+impl RunState {
+    /// Docker's `State.Status` word.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunState::Created => "created",
+            RunState::Starting => "restarting",
+            RunState::Running => "running",
+            RunState::Stopping => "running",
+            RunState::Exited => "exited",
+            RunState::Removing => "removing",
+        }
+    }
+    /// Whether the container holds network resources (addresses, links, nft elements).
+    pub fn is_live(&self) -> bool {
+        matches!(self, RunState::Starting | RunState::Running | RunState::Stopping)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerState {
+    pub status: RunState,
+    /// Pid of the container's command (Docker's `State.Pid`).
+    pub pid: Option<u32>,
+    /// Pid of the `berth shim` that supervises the command and records its
+    /// exit status; it outlives daemon restarts.
+    pub shim_pid: Option<u32>,
+    /// The shim's start time (field 22 of /proc/PID/stat) so a recycled pid
+    /// is never mistaken for the shim after a restart.
+    pub shim_start: Option<u64>,
+    pub exit_code: Option<i32>,
+    pub started_at: u64,
+    pub finished_at: u64,
+}
+
+impl ContainerState {
+    pub fn created() -> Self {
+        ContainerState {
+            status: RunState::Created,
+            pid: None,
+            shim_pid: None,
+            shim_start: None,
+            exit_code: None,
+            started_at: 0,
+            finished_at: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointState {
+    /// Intent: being plumbed.
+    Pending,
+    Up,
+    /// Intent: being taken down.
+    Removing,
+}
+
+/// A live connection of a container to a network: an address and a veth pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// 64 hex characters; the host-side veth name is derived from it.
+    pub id: String,
+    pub ip: IpAddr,
+    pub prefix_len: u8,
+    /// None on internal networks: no default route out.
+    pub gateway: Option<IpAddr>,
+    pub mac: String,
+    /// Host end of the veth pair, e.g. `bthv1a2b3c4d5e6`.
+    pub host_ifname: String,
+    /// Name inside the container, e.g. `eth0`.
+    pub ifname: String,
+    pub state: EndpointState,
+}
+
+/// A container's membership of one network: what was asked for (static
+/// address, aliases) and, while the container runs, the live endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub network_id: String,
+    pub static_ip: Option<IpAddr>,
+    pub aliases: Vec<String>,
+    pub endpoint: Option<Endpoint>,
+}
+
+/// `--link NAME[:ALIAS]`: resolved by name, so it follows a re-created container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub name: String,
+    pub alias: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub hostname: String,
+    pub kind: ContainerKind,
+    pub state: ContainerState,
+    pub created: u64,
+    pub attachments: Vec<Attachment>,
+    /// `--expose` ports.
+    pub expose: Vec<PortProto>,
+    /// Published ports as resolved at start (random host ports filled in).
+    pub ports: Vec<PortMapping>,
+    pub links: Vec<Link>,
+    pub link_env: bool,
+    pub dns: Vec<IpAddr>,
+}
+
+impl Container {
+    pub fn is_run(&self) -> bool {
+        matches!(self.kind, ContainerKind::Run { .. })
+    }
+
+    /// Live endpoints (those with an address).
+    pub fn endpoints(&self) -> impl Iterator<Item = (&Attachment, &Endpoint)> {
+        self.attachments.iter().filter_map(|a| a.endpoint.as_ref().map(|e| (a, e)))
+    }
+
+    /// Ports a linking container may open: `--expose` and the container side of `-p`.
+    pub fn exposed_ports(&self) -> Vec<PortProto> {
+        let mut v: Vec<PortProto> = self.expose.clone();
+        v.extend(self.ports.iter().map(|m| m.container));
+        v.sort();
+        v.dedup();
+        v
+    }
+}

@@ -1,0 +1,14 @@
+//! The data model berth stores and serves. These types are what the store
+//! persists (as JSON) and what the planner turns into kernel state.
+
+mod container;
+mod network;
+mod policy;
+mod port;
+
+pub use container::{
+    Attachment, Container, ContainerKind, ContainerState, Endpoint, EndpointState, Link, RunState,
+};
+pub use network::{Driver, IpamConfig, Network, NetworkOptions, DEFAULT_NETWORK, DEFAULT_NETWORK_ALIAS};
+pub use policy::{Policy, PolicyAction, PolicyTarget};
+pub use port::{PortMapping, PortProto, Proto};

@@ -1,0 +1,122 @@
+//! The planner: from the model to the kernel objects we want.
+//!
+//! These small value types are what the Linux shell is asked to make real;
+//! the reconciler compares them with what the kernel has.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::model::{Endpoint, IpamConfig, Network};
+
+/// Interface alias (`ip link set DEV alias berth`) that marks a link as
+/// berth's: the reconciler only ever deletes links carrying it.
+pub const OWNER_ALIAS: &str = "berth";
+
+/// Bridge device of a user-defined network: `bth-` and 10 hex digits of its id
+/// (15 bytes is the kernel's limit).
+pub fn bridge_name(network_id: &str) -> String {
+    format!("bth-{}", &network_id[..10.min(network_id.len())])
+}
+
+/// Host end of an endpoint's veth pair: `bthv` and 11 hex digits of its id.
+pub fn veth_name(endpoint_id: &str) -> String {
+    format!("bthv{}", &endpoint_id[..11.min(endpoint_id.len())])
+}
+
+/// A MAC derived from the IPv4 address (02:42 + the four address bytes, as
+/// Docker did): when an address is reused, neighbours' ARP entries stay
+/// right. IPv6-only endpoints take theirs from the endpoint id.
+pub fn mac_for(ip: IpAddr, endpoint_id: &str) -> String {
+    let bytes: [u8; 4] = match ip {
+        IpAddr::V4(a) => a.octets(),
+        IpAddr::V6(_) => {
+            let h = endpoint_id.as_bytes();
+            let hx = |i: usize| u8::from_str_radix(std::str::from_utf8(&h[i..i + 2]).unwrap_or("00"), 16).unwrap_or(0);
+            [hx(0), hx(2), hx(4), hx(6)]
+        }
+    };
+    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", bytes[0], bytes[1], bytes[2], bytes[3])
+}
+
+/// A bridge we want: `ip link add NAME type bridge; ip addr add ADDR dev NAME; ip link set NAME mtu M up`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgePlan {
+    pub name: String,
+    /// Gateway addresses with the subnet's prefix, e.g. 172.17.0.1/16.
+    pub addresses: Vec<IpNet>,
+    pub mtu: u32,
+    /// Only owned bridges are created, configured and deleted by berth.
+    pub owned: bool,
+}
+
+pub fn bridge_plan(net: &Network) -> BridgePlan {
+    BridgePlan {
+        name: net.bridge.clone(),
+        addresses: net.ipam.iter().map(gateway_cidr).collect(),
+        mtu: net.mtu,
+        owned: net.bridge_owned,
+    }
+}
+
+pub fn gateway_cidr(c: &IpamConfig) -> IpNet {
+    IpNet::new(c.gateway, c.subnet.prefix_len()).expect("prefix checked at validation")
+}
+
+/// A container's end of a network:
+/// `ip link add HOST type veth peer name IFNAME netns NS address MAC;
+///  ip link set HOST master BRIDGE up; ip -n NS addr add ADDR dev IFNAME;
+///  ip -n NS link set IFNAME up; ip -n NS route add default via GW`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointPlan {
+    pub host_ifname: String,
+    pub ifname: String,
+    pub mac: String,
+    pub address: IpNet,
+    /// Default route via this gateway (only the first network with one gets it).
+    pub default_gateway: Option<IpAddr>,
+    pub mtu: u32,
+    pub bridge: String,
+}
+
+pub fn endpoint_plan(net: &Network, ep: &Endpoint, default_route: bool) -> EndpointPlan {
+    EndpointPlan {
+        host_ifname: ep.host_ifname.clone(),
+        ifname: ep.ifname.clone(),
+        mac: ep.mac.clone(),
+        address: IpNet::new(ep.ip, ep.prefix_len).expect("prefix from subnet"),
+        default_gateway: if default_route { ep.gateway } else { None },
+        mtu: net.mtu,
+        bridge: net.bridge.clone(),
+    }
+}
+
+/// The next free `ethN` name in a container.
+pub fn next_ifname<'a>(taken: impl Iterator<Item = &'a str>) -> String {
+    let taken: Vec<&str> = taken.collect();
+    (0..).map(|i| format!("eth{i}")).find(|n| !taken.contains(&n.as_str())).unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_ifnamsiz() {
+        let id = "0123456789abcdef".repeat(4);
+        assert_eq!(bridge_name(&id), "bth-0123456789");
+        assert_eq!(veth_name(&id), "bthv0123456789a");
+        assert!(veth_name(&id).len() <= 15 && bridge_name(&id).len() <= 15);
+    }
+
+    #[test]
+    fn mac_from_ipv4() {
+        assert_eq!(mac_for("172.17.0.2".parse().unwrap(), ""), "02:42:ac:11:00:02");
+    }
+
+    #[test]
+    fn ifnames() {
+        assert_eq!(next_ifname(["eth0", "eth2"].into_iter()), "eth1");
+        assert_eq!(next_ifname(std::iter::empty()), "eth0");
+    }
+}
