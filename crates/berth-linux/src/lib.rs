@@ -1,1 +1,17 @@
+//! berth-linux: the imperative shell. Every syscall berth makes lives here:
+//! rtnetlink (links, addresses, routes), nfnetlink (nftables set elements),
+//! the `nft` program for whole-table changes, network namespaces, sysctls,
+//! and the container shim.
+//!
+//! Functions take the pure plans from berth-core and make them real; they
+//! hold no state of their own.
 
+pub mod error;
+pub mod netlink;
+pub mod netns;
+pub mod nft;
+pub mod proc;
+pub mod sandbox;
+pub mod sysctl;
+
+pub use error::{LinuxError, Result};

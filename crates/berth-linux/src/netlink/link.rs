@@ -1,0 +1,173 @@
+//! Links: bridges, veth pairs, up/down, master, delete, list.
+
+use std::os::fd::RawFd;
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
+};
+use netlink_packet_route::RouteNetlinkMessage;
+
+use super::RtSocket;
+use crate::error::Result;
+
+/// What berth needs to know about a link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub index: u32,
+    pub name: String,
+    pub kind: Option<String>,
+    pub alias: Option<String>,
+    pub master: Option<u32>,
+    pub mtu: u32,
+    pub up: bool,
+    pub mac: Option<String>,
+}
+
+fn fmt_mac(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
+}
+
+pub(crate) fn parse_mac(s: &str) -> Vec<u8> {
+    s.split(':').filter_map(|h| u8::from_str_radix(h, 16).ok()).collect()
+}
+
+fn info_from(m: &LinkMessage) -> LinkInfo {
+    let mut li = LinkInfo {
+        index: m.header.index,
+        name: String::new(),
+        kind: None,
+        alias: None,
+        master: None,
+        mtu: 0,
+        up: m.header.flags.contains(LinkFlags::Up),
+        mac: None,
+    };
+    for a in &m.attributes {
+        match a {
+            LinkAttribute::IfName(n) => li.name = n.clone(),
+            LinkAttribute::IfAlias(s) => li.alias = Some(s.clone()),
+            LinkAttribute::Controller(i) => li.master = Some(*i),
+            LinkAttribute::Mtu(v) => li.mtu = *v,
+            LinkAttribute::Address(b) => li.mac = Some(fmt_mac(b)),
+            LinkAttribute::LinkInfo(infos) => {
+                for i in infos {
+                    if let NlLinkInfo::Kind(k) = i {
+                        li.kind = Some(k.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    li
+}
+
+/// `ip -d link show`
+pub fn list_links(sock: &mut RtSocket) -> Result<Vec<LinkInfo>> {
+    let msgs = sock.dump(RouteNetlinkMessage::GetLink(LinkMessage::default()), || "ip link show".into())?;
+    Ok(msgs
+        .iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => Some(info_from(l)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// `ip link show NAME`: the link's index, or None if there is no such link.
+pub fn link_index(sock: &mut RtSocket, name: &str) -> Result<Option<LinkInfo>> {
+    let mut m = LinkMessage::default();
+    m.attributes.push(LinkAttribute::IfName(name.to_string()));
+    // A GETLINK by name is answered with the link (not a dump); collect it via dump path.
+    match sock.dump_one(RouteNetlinkMessage::GetLink(m), || format!("ip link show {name}")) {
+        Ok(Some(RouteNetlinkMessage::NewLink(l))) => Ok(Some(info_from(&l))),
+        Ok(_) => Ok(None),
+        Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `ip link add NAME type bridge mtu MTU alias ALIAS; ip link set NAME up`
+pub fn add_bridge(sock: &mut RtSocket, name: &str, mtu: u32, alias: &str) -> Result<()> {
+    let mut m = LinkMessage::default();
+    m.header.flags = LinkFlags::Up;
+    m.header.change_mask = LinkFlags::Up;
+    m.attributes.push(LinkAttribute::IfName(name.to_string()));
+    m.attributes.push(LinkAttribute::Mtu(mtu));
+    m.attributes.push(LinkAttribute::LinkInfo(vec![NlLinkInfo::Kind(InfoKind::Bridge)]));
+    sock.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL, || {
+        format!("ip link add {name} type bridge mtu {mtu}")
+    })?;
+    // The kernel ignores IFLA_IFALIAS on creation; set it separately.
+    let index = link_index(sock, name)?.map(|l| l.index).unwrap_or(0);
+    set_alias(sock, index, alias)
+}
+
+/// `ip link set dev INDEX alias ALIAS`: berth's ownership mark.
+pub fn set_alias(sock: &mut RtSocket, index: u32, alias: &str) -> Result<()> {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes.push(LinkAttribute::IfAlias(alias.to_string()));
+    sock.request(RouteNetlinkMessage::SetLink(m), 0, || format!("ip link set dev #{index} alias {alias}"))
+}
+
+/// One request for the whole host side of an endpoint:
+/// `ip link add HOST mtu MTU master BRIDGE up type veth peer name PEER address MAC mtu MTU netns NS`.
+/// The peer is created directly inside the container's namespace, so it
+/// never appears in the host's.
+pub fn add_veth_into_netns(
+    sock: &mut RtSocket,
+    host: &str,
+    peer: &str,
+    peer_mac: &str,
+    netns: RawFd,
+    mtu: u32,
+    master: u32,
+) -> Result<()> {
+    let mut p = LinkMessage::default();
+    p.attributes.push(LinkAttribute::IfName(peer.to_string()));
+    p.attributes.push(LinkAttribute::Address(parse_mac(peer_mac)));
+    p.attributes.push(LinkAttribute::Mtu(mtu));
+    p.attributes.push(LinkAttribute::NetNsFd(netns));
+    let mut m = LinkMessage::default();
+    m.header.flags = LinkFlags::Up;
+    m.header.change_mask = LinkFlags::Up;
+    m.attributes.push(LinkAttribute::IfName(host.to_string()));
+    m.attributes.push(LinkAttribute::Mtu(mtu));
+    m.attributes.push(LinkAttribute::Controller(master));
+    m.attributes.push(LinkAttribute::LinkInfo(vec![
+        NlLinkInfo::Kind(InfoKind::Veth),
+        NlLinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))),
+    ]));
+    sock.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL, || {
+        format!("ip link add {host} mtu {mtu} master {master} up type veth peer name {peer} address {peer_mac} netns FD")
+    })
+}
+
+/// `ip link del NAME`. Deleting one end of a veth pair deletes both.
+pub fn delete_link(sock: &mut RtSocket, name: &str) -> Result<()> {
+    let mut m = LinkMessage::default();
+    m.attributes.push(LinkAttribute::IfName(name.to_string()));
+    sock.request(RouteNetlinkMessage::DelLink(m), 0, || format!("ip link del {name}"))
+}
+
+/// `ip link set dev INDEX up` (optionally `mtu MTU`)
+pub fn set_link_up(sock: &mut RtSocket, index: u32, mtu: Option<u32>) -> Result<()> {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.header.flags = LinkFlags::Up;
+    m.header.change_mask = LinkFlags::Up;
+    if let Some(mtu) = mtu {
+        m.attributes.push(LinkAttribute::Mtu(mtu));
+    }
+    sock.request(RouteNetlinkMessage::SetLink(m), 0, || format!("ip link set dev #{index} up"))
+}
+
+/// `ip link set dev INDEX master MASTER`
+pub fn set_master(sock: &mut RtSocket, index: u32, master: u32) -> Result<()> {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes.push(LinkAttribute::Controller(master));
+    sock.request(RouteNetlinkMessage::SetLink(m), 0, || format!("ip link set dev #{index} master #{master}"))
+}

@@ -1,0 +1,120 @@
+//! Root tests of the netlink and nftables shell, each in its own network
+//! namespace (skipped with a notice when not root).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use berth_core::nft::{render_reset_script, Element, PortRange};
+use berth_core::model::Proto;
+use berth_linux::netlink::{self, RtSocket};
+use berth_linux::netns::Netns;
+use berth_linux::nft::{apply_elements, cli};
+use berth_linux::sandbox;
+
+fn root() -> bool {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return false;
+    }
+    sandbox::enter().expect("sandbox");
+    true
+}
+
+fn sh(cmd: &str) -> String {
+    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn bridge_and_veth_into_namespace() {
+    if !root() {
+        return;
+    }
+    let mut s = RtSocket::open().unwrap();
+    netlink::add_bridge(&mut s, "bthtest0", 1400, "berth").unwrap();
+    let br = netlink::link_index(&mut s, "bthtest0").unwrap().unwrap();
+    assert_eq!((br.alias.as_deref(), br.mtu, br.up), (Some("berth"), 1400, true));
+    netlink::add_address(&mut s, br.index, "10.77.0.1/24".parse().unwrap()).unwrap();
+    // idempotent
+    netlink::add_address(&mut s, br.index, "10.77.0.1/24".parse().unwrap()).unwrap();
+
+    sh("ip netns add c1");
+    let ns = Netns::open(Path::new("/run/netns/c1")).unwrap();
+    netlink::add_veth_into_netns(&mut s, "bthvtest1", "eth0", "02:42:0a:4d:00:02", ns.fd(), 1400, br.index).unwrap();
+    let mut inner = ns.route_socket().unwrap();
+    let eth0 = netlink::link_index(&mut inner, "eth0").unwrap().unwrap();
+    assert_eq!(eth0.mac.as_deref(), Some("02:42:0a:4d:00:02"));
+    netlink::add_address(&mut inner, eth0.index, "10.77.0.2/24".parse().unwrap()).unwrap();
+    netlink::set_link_up(&mut inner, eth0.index, None).unwrap();
+    let lo = netlink::link_index(&mut inner, "lo").unwrap().unwrap();
+    netlink::set_link_up(&mut inner, lo.index, None).unwrap();
+    netlink::add_default_route(&mut inner, "10.77.0.1".parse().unwrap()).unwrap();
+    let veth = netlink::link_index(&mut s, "bthvtest1").unwrap().unwrap();
+    assert_eq!(veth.master, Some(br.index));
+    sh("ip netns exec c1 ping -c1 -W2 10.77.0.1");
+    assert!(sh("ip netns exec c1 ip route").contains("default via 10.77.0.1"));
+    netlink::delete_link(&mut s, "bthvtest1").unwrap();
+    assert!(netlink::link_index(&mut s, "bthvtest1").unwrap().is_none());
+    assert!(netlink::link_index(&mut inner, "eth0").unwrap().is_none(), "peer goes with its pair");
+    sh("ip netns del c1");
+}
+
+#[test]
+fn not_a_namespace_is_refused() {
+    if !root() {
+        return;
+    }
+    assert!(Netns::open(Path::new("/etc/hostname")).is_err());
+    assert!(Netns::open(Path::new("/nonexistent")).is_err());
+    assert!(Netns::open(Path::new("/proc/self/ns/mnt")).is_err());
+    Netns::open(Path::new("/proc/self/ns/net")).unwrap();
+}
+
+#[test]
+fn elements_over_netlink_match_nft() {
+    if !root() {
+        return;
+    }
+    cli::apply_script(&render_reset_script(&BTreeSet::new())).unwrap();
+    let add: BTreeSet<Element> = [
+        Element::Bridge("berth0".into()),
+        Element::BridgePair("berth0".into()),
+        Element::PortAny4 { proto: Proto::Tcp, host_port: 32768, addr: "172.17.0.2".parse().unwrap(), port: 80 },
+        Element::PortAddr4 { host_ip: "127.0.0.1".parse().unwrap(), proto: Proto::Udp, host_port: 53, addr: "172.17.0.3".parse().unwrap(), port: 5353 },
+        Element::Link4 { src: "172.17.0.4".parse().unwrap(), dst: "172.17.0.2".parse().unwrap(), proto: Proto::Tcp, port: 80 },
+        Element::Deny4 { src: ("10.0.0.0".parse().unwrap(), "10.0.255.255".parse().unwrap()), dst: "172.17.0.2".parse().unwrap(), proto: Some(Proto::Tcp), ports: PortRange(80, 80) },
+        Element::Guarded4 { dst: "172.17.0.2".parse().unwrap(), proto: None, ports: PortRange::ANY },
+    ]
+    .into();
+    apply_elements(&BTreeSet::new(), &add).unwrap();
+    let listed = cli::list_table().unwrap().unwrap();
+    for needle in [
+        "\"berth0\"",
+        "\"berth0\" . \"berth0\"",
+        "tcp . 32768 : 172.17.0.2 . 80",
+        "127.0.0.1 . udp . 53 : 172.17.0.3 . 5353",
+        "172.17.0.4 . 172.17.0.2 . tcp . 80",
+        "10.0.0.0/16 . 172.17.0.2 . tcp . 80",
+        "172.17.0.2 . 0-255 . 0-65535",
+    ] {
+        assert!(listed.contains(needle), "{needle} not in\n{listed}");
+    }
+    // A failing batch changes nothing: deleting a missing element aborts the add too.
+    let bad_del: BTreeSet<Element> = [Element::Bridge("nosuch".into())].into();
+    let more: BTreeSet<Element> = [Element::Bridge("other".into())].into();
+    assert!(apply_elements(&bad_del, &more).is_err());
+    assert!(!cli::list_table().unwrap().unwrap().contains("\"other\""));
+    // Deletion.
+    apply_elements(&add, &BTreeSet::new()).unwrap();
+    assert!(!cli::list_table().unwrap().unwrap().contains("32768"));
+    // 10,000 elements in one batch.
+    let many: BTreeSet<Element> = (0..10_000u16)
+        .map(|i| Element::PortAny4 { proto: Proto::Tcp, host_port: 20000 + i, addr: "172.17.0.2".parse().unwrap(), port: 20000 + i })
+        .collect();
+    let t = std::time::Instant::now();
+    apply_elements(&BTreeSet::new(), &many).unwrap();
+    eprintln!("10,000 elements in {:?}", t.elapsed());
+    assert_eq!(sh("nft list map inet berth ports_any4").matches(" : 172.17.0.2 . ").count(), 10_000);
+}
