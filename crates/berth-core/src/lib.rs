@@ -18,5 +18,6 @@ pub mod plan;
 pub mod ports;
 pub mod request;
 pub mod subnets;
+pub mod view;
 
 pub use error::{CoreError, Result};

@@ -305,3 +305,70 @@ mod tests {
         assert!(serde_json::from_str::<NetworkCreate>(r#"{"Name":"a","Internal":true}"#).is_ok());
     }
 }
+
+/// `POST /containers/run`: create and start a container (`berth run`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct RunRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub network: Option<String>,
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+    #[serde(default)]
+    pub network_aliases: Vec<String>,
+    #[serde(default)]
+    pub expose: Vec<String>,
+    #[serde(default)]
+    pub publish: Vec<String>,
+    #[serde(default)]
+    pub publish_all: bool,
+    #[serde(default)]
+    pub links: Vec<String>,
+    #[serde(default)]
+    pub link_env: bool,
+    #[serde(default)]
+    pub dns: Vec<IpAddr>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    pub cmd: Vec<String>,
+}
+
+/// `POST /containers/attach`: network a namespace someone else made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct AttachRequest {
+    pub netns: String,
+    pub name: String,
+    #[serde(default)]
+    pub network: Option<String>,
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+    #[serde(default)]
+    pub publish: Vec<String>,
+    #[serde(default)]
+    pub expose: Vec<String>,
+}
+
+/// Parses `--link NAME[:ALIAS]` (alias defaults to the name).
+pub fn parse_link(s: &str) -> Result<crate::model::Link> {
+    let (name, alias) = match s.split_once(':') {
+        Some((n, a)) => (n, a),
+        None => (s, s),
+    };
+    let name = name.strip_prefix('/').unwrap_or(name);
+    validate_name(name)?;
+    validate_name(alias)?;
+    Ok(crate::model::Link { name: name.to_string(), alias: alias.to_string() })
+}
+
+/// Parses `--env KEY=VALUE`.
+pub fn parse_env(s: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => Ok((k.to_string(), v.to_string())),
+        _ => Err(CoreError::InvalidConfig(format!("invalid environment variable {s:?}: expected KEY=VALUE"))),
+    }
+}

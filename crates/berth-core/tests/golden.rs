@@ -66,10 +66,13 @@ fn container(name: &str, net: &Network, ip: &str) -> Container {
             }),
         }],
         expose: vec![],
+        publish: vec![],
+        publish_all: false,
         ports: vec![],
         links: vec![],
         link_env: false,
         dns: vec![],
+        env: vec![],
     }
 }
 

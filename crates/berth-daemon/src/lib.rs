@@ -1,1 +1,16 @@
+//! berth-daemon: the store, the request flows, the reconciler, the container
+//! supervisor and the HTTP API over a Unix socket.
 
+pub mod api;
+pub mod daemon;
+pub mod error;
+pub mod firewall;
+pub mod kernel;
+pub mod server;
+pub mod service;
+pub mod state;
+pub mod store;
+pub mod util;
+
+pub use daemon::Daemon;
+pub use error::{DaemonError, Result};

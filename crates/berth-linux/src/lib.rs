@@ -6,12 +6,16 @@
 //! Functions take the pure plans from berth-core and make them real; they
 //! hold no state of their own.
 
+pub mod conntrack;
 pub mod error;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+pub mod nsexec;
+pub mod ports;
 pub mod proc;
 pub mod sandbox;
+pub mod shim;
 pub mod sysctl;
 
 pub use error::{LinuxError, Result};

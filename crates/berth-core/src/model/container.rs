@@ -140,11 +140,19 @@ pub struct Container {
     pub attachments: Vec<Attachment>,
     /// `--expose` ports.
     pub expose: Vec<PortProto>,
+    /// `-p` as given; host ports are allocated from these at every start.
+    #[serde(default)]
+    pub publish: Vec<crate::ports::PublishSpec>,
+    /// `-P`: publish every exposed port on a random host port.
+    #[serde(default)]
+    pub publish_all: bool,
     /// Published ports as resolved at start (random host ports filled in).
     pub ports: Vec<PortMapping>,
     pub links: Vec<Link>,
     pub link_env: bool,
     pub dns: Vec<IpAddr>,
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
 }
 
 impl Container {

@@ -1,0 +1,43 @@
+//! `/_ping`, `/info`, `/reconcile`, `/rules`.
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::{blocking, ApiResult, Shared};
+
+pub async fn ping() -> &'static str {
+    "OK"
+}
+
+pub async fn info(State(d): State<Shared>) -> ApiResult<Json<Value>> {
+    let v = blocking(move || {
+        let st = d.state.lock().unwrap();
+        let default = st.networks.values().find(|n| n.predefined);
+        Ok(json!({
+            "Containers": st.containers.len(),
+            "ContainersRunning": st.containers.values().filter(|c| c.state.status.is_live()).count(),
+            "Networks": st.networks.len(),
+            "IPForward": d.forwarding_enabled(),
+            "IPForwardManaged": d.cfg.ip_forward,
+            "Icc": d.cfg.icc,
+            "DefaultNetwork": default.map(|n| json!({"Name": n.name, "Bridge": n.bridge, "Subnet": n.ipam[0].subnet.to_string(), "Gateway": n.ipam[0].gateway.to_string()})),
+            "Root": d.cfg.root,
+            "ExecRoot": d.cfg.exec_root,
+            "Socket": d.cfg.socket,
+            "NftTable": "inet berth",
+            "ServerVersion": env!("CARGO_PKG_VERSION"),
+        }))
+    })
+    .await?;
+    Ok(Json(v))
+}
+
+pub async fn reconcile(State(d): State<Shared>) -> ApiResult<Json<Value>> {
+    let changes = blocking(move || d.reconcile()).await?;
+    Ok(Json(json!({"Changes": changes})))
+}
+
+pub async fn rules(State(d): State<Shared>) -> ApiResult<String> {
+    blocking(move || Ok(d.kernel.list_table()?.unwrap_or_default())).await
+}

@@ -1,0 +1,275 @@
+//! The kernel, as the daemon sees it: one small trait. The Linux
+//! implementation ([`LinuxKernel`]) is the only place the daemon touches the
+//! kernel; tests of the request flow (validation, rollback, recovery) use the
+//! recording [`crate::fake::FakeKernel`] and need no root.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use berth_core::nft::{render_reset_script, Element};
+use berth_core::plan::{BridgePlan, EndpointPlan, OWNER_ALIAS};
+use berth_linux::netlink::{self, RtSocket};
+use berth_linux::netns::Netns;
+use berth_linux::{nft, sysctl, LinuxError};
+use ipnet::IpNet;
+
+use crate::error::Result;
+
+/// Where a container's network namespace is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NsRef {
+    /// A bind mount or /proc path given by a runtime (`berth attach --netns`).
+    Path(PathBuf),
+    /// The namespace of a running process (berth's own containers).
+    Pid(u32),
+}
+
+impl NsRef {
+    pub fn path(&self) -> PathBuf {
+        match self {
+            NsRef::Path(p) => p.clone(),
+            NsRef::Pid(pid) => PathBuf::from(format!("/proc/{pid}/ns/net")),
+        }
+    }
+}
+
+/// A link berth owns: bridges marked with the owner alias, and veths whose
+/// name berth generated (`bthv…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedLink {
+    pub name: String,
+    pub is_bridge: bool,
+}
+
+pub trait Kernel: Send + Sync + 'static {
+    /// Creates the bridge when berth owns it and it is missing, then makes its
+    /// addresses, MTU and state match.
+    fn ensure_bridge(&self, plan: &BridgePlan) -> Result<()>;
+    /// IPv4 addresses of an existing link (to adopt a user's bridge), None if absent.
+    fn link_addresses(&self, name: &str) -> Result<Option<Vec<IpNet>>>;
+    /// Whether a link exists and carries berth's owner mark.
+    fn link_owned(&self, name: &str) -> Result<Option<bool>>;
+    /// Creates the veth pair and configures the container side.
+    fn add_endpoint(&self, ns: &NsRef, plan: &EndpointPlan) -> Result<()>;
+    /// True when the endpoint is fully in place.
+    fn endpoint_ok(&self, ns: &NsRef, plan: &EndpointPlan) -> Result<bool>;
+    /// `ip link del NAME`; a missing link is not an error.
+    fn delete_link(&self, name: &str) -> Result<()>;
+    fn owned_links(&self) -> Result<Vec<OwnedLink>>;
+    fn apply_elements(&self, del: &BTreeSet<Element>, add: &BTreeSet<Element>) -> Result<()>;
+    /// Atomically replaces `inet berth` with the fixed rules and these elements.
+    fn reset_table(&self, elements: &BTreeSet<Element>) -> Result<()>;
+    fn list_table(&self) -> Result<Option<String>>;
+    /// Host address blocks and non-default routes (to keep automatic subnets clear of).
+    fn host_nets(&self, exclude_links: &[String]) -> Result<Vec<IpNet>>;
+    fn sysctl(&self, key: &str, value: &str) -> Result<bool>;
+    fn check_netns(&self, path: &Path) -> Result<()>;
+    /// (address, port) of sockets host processes hold (TCP listeners or bound UDP).
+    fn host_listeners(&self, udp: bool) -> Vec<(std::net::IpAddr, u16)>;
+    /// The kernel's ephemeral port range (for random host ports).
+    fn ephemeral_range(&self) -> (u16, u16);
+    /// Forgets NAT state of a removed mapping so no flow keeps using it.
+    fn flush_conntrack(&self, proto: berth_core::model::Proto, host_port: u16) -> Result<()>;
+}
+
+/// The real kernel. Host-side netlink sockets are pooled so concurrent
+/// requests do not wait on one another; each in-namespace socket is opened
+/// by a short-lived thread (see `berth_linux::netns`).
+pub struct LinuxKernel {
+    pool: Mutex<Vec<RtSocket>>,
+}
+
+impl Default for LinuxKernel {
+    fn default() -> Self {
+        LinuxKernel { pool: Mutex::new(Vec::new()) }
+    }
+}
+
+impl LinuxKernel {
+    fn with_sock<T>(&self, f: impl FnOnce(&mut RtSocket) -> berth_linux::Result<T>) -> Result<T> {
+        let popped = self.pool.lock().unwrap().pop();
+        let mut s = match popped {
+            Some(s) => s,
+            None => RtSocket::open()?,
+        };
+        let r = f(&mut s);
+        // A socket that saw an error may hold stray replies: drop it.
+        if r.is_ok() {
+            self.pool.lock().unwrap().push(s);
+        }
+        Ok(r?)
+    }
+}
+
+fn ignore_missing(r: berth_linux::Result<()>) -> berth_linux::Result<()> {
+    match r {
+        Err(e) if matches!(e.errno(), Some(libc::ENODEV) | Some(libc::ENOENT)) => Ok(()),
+        r => r,
+    }
+}
+
+impl Kernel for LinuxKernel {
+    fn ensure_bridge(&self, plan: &BridgePlan) -> Result<()> {
+        self.with_sock(|s| {
+            let link = match netlink::link_index(s, &plan.name)? {
+                Some(l) => l,
+                None if plan.owned => {
+                    netlink::add_bridge(s, &plan.name, plan.mtu, OWNER_ALIAS)?;
+                    netlink::link_index(s, &plan.name)?.expect("bridge just created")
+                }
+                None => {
+                    return Err(LinuxError::kernel(
+                        format!("ip link show {}", plan.name),
+                        std::io::Error::other("bridge does not exist and is not berth's to create"),
+                    ))
+                }
+            };
+            if plan.owned {
+                let have = netlink::list_addresses(s)?;
+                for a in &plan.addresses {
+                    if !have.iter().any(|h| h.index == link.index && h.addr == *a) {
+                        netlink::add_address(s, link.index, *a)?;
+                    }
+                }
+                if !link.up || link.mtu != plan.mtu {
+                    netlink::set_link_up(s, link.index, Some(plan.mtu))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn link_addresses(&self, name: &str) -> Result<Option<Vec<IpNet>>> {
+        self.with_sock(|s| {
+            let Some(l) = netlink::link_index(s, name)? else { return Ok(None) };
+            let addrs = netlink::list_addresses(s)?;
+            Ok(Some(addrs.into_iter().filter(|a| a.index == l.index && a.addr.addr().is_ipv4()).map(|a| a.addr).collect()))
+        })
+    }
+
+    fn link_owned(&self, name: &str) -> Result<Option<bool>> {
+        self.with_sock(|s| Ok(netlink::link_index(s, name)?.map(|l| l.alias.as_deref() == Some(OWNER_ALIAS))))
+    }
+
+    fn add_endpoint(&self, ns: &NsRef, plan: &EndpointPlan) -> Result<()> {
+        let netns = Netns::open(&ns.path())?;
+        self.with_sock(|s| {
+            let br = netlink::link_index(s, &plan.bridge)?.ok_or_else(|| {
+                LinuxError::kernel(format!("ip link show {}", plan.bridge), std::io::Error::from_raw_os_error(libc::ENODEV))
+            })?;
+            netlink::add_veth_into_netns(s, &plan.host_ifname, &plan.ifname, &plan.mac, netns.fd(), plan.mtu, br.index)
+        })?;
+        let inner = netns.run(|| -> berth_linux::Result<()> {
+            let mut s = RtSocket::open()?;
+            let eth = netlink::link_index(&mut s, &plan.ifname)?.ok_or_else(|| {
+                LinuxError::kernel(format!("ip link show {}", plan.ifname), std::io::Error::from_raw_os_error(libc::ENODEV))
+            })?;
+            netlink::add_address(&mut s, eth.index, plan.address)?;
+            netlink::set_link_up(&mut s, eth.index, None)?;
+            if let Some(lo) = netlink::link_index(&mut s, "lo")? {
+                if !lo.up {
+                    netlink::set_link_up(&mut s, lo.index, None)?;
+                }
+            }
+            if let Some(gw) = plan.default_gateway {
+                netlink::add_default_route(&mut s, gw)?;
+            }
+            Ok(())
+        })?;
+        if let Err(e) = inner {
+            // Leave nothing half-made behind.
+            let _ = self.delete_link(&plan.host_ifname);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    fn endpoint_ok(&self, ns: &NsRef, plan: &EndpointPlan) -> Result<bool> {
+        let host_ok = self.with_sock(|s| {
+            let Some(v) = netlink::link_index(s, &plan.host_ifname)? else { return Ok(false) };
+            let Some(br) = netlink::link_index(s, &plan.bridge)? else { return Ok(false) };
+            Ok(v.up && v.master == Some(br.index))
+        })?;
+        if !host_ok {
+            return Ok(false);
+        }
+        let Ok(netns) = Netns::open(&ns.path()) else { return Ok(false) };
+        Ok(netns.run(|| -> berth_linux::Result<bool> {
+            let mut s = RtSocket::open()?;
+            let Some(eth) = netlink::link_index(&mut s, &plan.ifname)? else { return Ok(false) };
+            let addrs = netlink::list_addresses(&mut s)?;
+            Ok(eth.up && addrs.iter().any(|a| a.index == eth.index && a.addr == plan.address))
+        })??)
+    }
+
+    fn delete_link(&self, name: &str) -> Result<()> {
+        self.with_sock(|s| ignore_missing(netlink::delete_link(s, name)))
+    }
+
+    fn owned_links(&self) -> Result<Vec<OwnedLink>> {
+        self.with_sock(|s| {
+            Ok(netlink::list_links(s)?
+                .into_iter()
+                .filter_map(|l| {
+                    let is_bridge = l.kind.as_deref() == Some("bridge");
+                    let owned = (is_bridge && l.alias.as_deref() == Some(OWNER_ALIAS))
+                        || (l.kind.as_deref() == Some("veth") && l.name.starts_with("bthv"));
+                    owned.then_some(OwnedLink { name: l.name, is_bridge })
+                })
+                .collect())
+        })
+    }
+
+    fn apply_elements(&self, del: &BTreeSet<Element>, add: &BTreeSet<Element>) -> Result<()> {
+        Ok(nft::apply_elements(del, add)?)
+    }
+
+    fn reset_table(&self, elements: &BTreeSet<Element>) -> Result<()> {
+        Ok(nft::cli::apply_script(&render_reset_script(elements))?)
+    }
+
+    fn list_table(&self) -> Result<Option<String>> {
+        Ok(nft::cli::list_table()?)
+    }
+
+    fn host_nets(&self, exclude_links: &[String]) -> Result<Vec<IpNet>> {
+        self.with_sock(|s| {
+            let links = netlink::list_links(s)?;
+            let skip: Vec<u32> = links.iter().filter(|l| exclude_links.contains(&l.name)).map(|l| l.index).collect();
+            let mut out: Vec<IpNet> = netlink::list_addresses(s)?
+                .into_iter()
+                .filter(|a| !skip.contains(&a.index) && !a.addr.addr().is_loopback())
+                .map(|a| a.addr.trunc())
+                .collect();
+            for r in netlink::list_routes(s)? {
+                let on_skipped = r.oif.is_some_and(|o| skip.contains(&o));
+                if r.dst.prefix_len() > 0 && !on_skipped && !r.dst.addr().is_loopback() && r.table != 255 {
+                    out.push(r.dst);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn sysctl(&self, key: &str, value: &str) -> Result<bool> {
+        Ok(sysctl::write(key, value)?)
+    }
+
+    fn check_netns(&self, path: &Path) -> Result<()> {
+        Netns::open(path)?;
+        Ok(())
+    }
+
+    fn host_listeners(&self, udp: bool) -> Vec<(std::net::IpAddr, u16)> {
+        berth_linux::ports::host_listeners(udp)
+    }
+
+    fn ephemeral_range(&self) -> (u16, u16) {
+        berth_linux::ports::ephemeral_range()
+    }
+
+    fn flush_conntrack(&self, proto: berth_core::model::Proto, host_port: u16) -> Result<()> {
+        Ok(berth_linux::conntrack::delete_by_orig_dport(proto.number(), host_port)?)
+    }
+}

@@ -1,0 +1,46 @@
+//! `berth daemon`: start-up and the API server loop. Containers are left
+//! running when the daemon stops (live-restore); the next daemon adopts them.
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+use berth_core::config::DaemonConfig;
+use tokio::net::UnixListener;
+use tracing::info;
+
+use crate::daemon::Daemon;
+use crate::error::{DaemonError, Result};
+use crate::kernel::LinuxKernel;
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub async fn serve(cfg: DaemonConfig) -> Result<()> {
+    let socket = cfg.socket.clone();
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| DaemonError::Internal(format!("mkdir {}: {e}", dir.display())))?;
+    }
+    if socket.exists() {
+        if tokio::net::UnixStream::connect(&socket).await.is_ok() {
+            return Err(DaemonError::Conflict(format!("another berth daemon is listening on {}", socket.display())));
+        }
+        let _ = std::fs::remove_file(&socket);
+    }
+    let rt = tokio::runtime::Handle::current();
+    let d: Arc<Daemon> = tokio::task::spawn_blocking(move || Daemon::open(cfg, Arc::new(LinuxKernel::default()), Some(rt)))
+        .await
+        .map_err(|e| DaemonError::Internal(e.to_string()))??;
+    let listener = UnixListener::bind(&socket).map_err(|e| DaemonError::Internal(format!("listen on {}: {e}", socket.display())))?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660)).map_err(|e| DaemonError::Internal(e.to_string()))?;
+    info!("berth daemon ready on unix://{}", socket.display());
+    let app = crate::api::router(d);
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        info!("shutting down; containers keep running (live-restore)");
+    };
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(|e| DaemonError::Internal(e.to_string()))?;
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}

@@ -1,0 +1,593 @@
+//! Containers: run, start, stop, rm (processes berth supervises) and attach,
+//! detach (namespaces a runtime gives us).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use berth_core::files::{render_hosts, render_resolv, HostsEntry};
+use berth_core::model::{
+    Attachment, Container, ContainerKind, ContainerState, EndpointState, RunState, DEFAULT_NETWORK,
+};
+use berth_core::names::{validate_hostname, validate_name};
+use berth_core::nft::{container_elements, Element};
+use berth_core::ports::{parse_expose, parse_publish};
+use berth_core::request::{parse_env, parse_link, AttachRequest, RunRequest};
+use berth_core::CoreError;
+use berth_linux::shim::{self, ShimSpec};
+use tracing::{info, warn};
+
+use super::endpoint::{allocate, plans};
+use crate::daemon::Daemon;
+use crate::error::{DaemonError, Result};
+use crate::firewall::{ctr_owner, Owner};
+use crate::kernel::NsRef;
+use crate::state::State;
+use crate::store::Op;
+use crate::util::{new_id, now};
+
+/// The firewall wants of container `id` and of every container linked to or
+/// from it (their link elements depend on its address).
+pub fn fw_wants(st: &State, id: &str, name: &str) -> Vec<(Owner, BTreeSet<Element>)> {
+    let live = st.live();
+    let mut out = Vec::new();
+    let me = st.containers.get(id);
+    out.push((ctr_owner(id), me.map(|c| container_elements(c, &live, &st.policies)).unwrap_or_default()));
+    for other in st.containers.values().filter(|o| o.id != id) {
+        let related = other.links.iter().any(|l| l.name == name) || me.is_some_and(|m| m.links.iter().any(|l| l.name == other.name));
+        if related {
+            out.push((ctr_owner(&other.id), container_elements(other, &live, &st.policies)));
+        }
+    }
+    out
+}
+
+/// Docker's link environment variables for alias `alias` of `target`.
+fn link_env(alias: &str, me: &str, target: &Container) -> Vec<(String, String)> {
+    let prefix: String = alias.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    let Some(ip) = target.endpoints().map(|(_, e)| e.ip).next() else { return vec![] };
+    let mut v = vec![(format!("{prefix}_NAME"), format!("/{me}/{alias}"))];
+    let ports = target.exposed_ports();
+    if let Some(first) = ports.first() {
+        v.push((format!("{prefix}_PORT"), format!("{}://{ip}:{}", first.proto, first.port)));
+    }
+    for p in ports {
+        let base = format!("{prefix}_PORT_{}_{}", p.port, p.proto.as_str().to_uppercase());
+        v.push((base.clone(), format!("{}://{ip}:{}", p.proto, p.port)));
+        v.push((format!("{base}_ADDR"), ip.to_string()));
+        v.push((format!("{base}_PORT"), p.port.to_string()));
+        v.push((format!("{base}_PROTO"), p.proto.to_string()));
+    }
+    v
+}
+
+impl Daemon {
+    pub fn runtime_dir(&self, id: &str) -> PathBuf {
+        self.cfg.exec_root.join("containers").join(id)
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.cfg.root.join("containers").join(id).join("log")
+    }
+
+    /// Validates a `run` request into a new container (not yet stored).
+    fn build(&self, st: &State, req: &RunRequest, id: &str) -> Result<Container> {
+        if req.cmd.is_empty() || req.cmd[0].is_empty() {
+            return Err(CoreError::EmptyCommand.into());
+        }
+        let name = match &req.name {
+            Some(n) => {
+                validate_name(n)?;
+                n.clone()
+            }
+            None => format!("berth-{}", &id[..12]),
+        };
+        if st.container_by_name(&name).is_some() {
+            return Err(CoreError::DuplicateContainer(name).into());
+        }
+        let hostname = match &req.hostname {
+            Some(h) => {
+                validate_hostname(h)?;
+                h.clone()
+            }
+            None => id[..12].to_string(),
+        };
+        let net_key = req.network.clone().unwrap_or_else(|| DEFAULT_NETWORK.to_string());
+        let mut attachments = Vec::new();
+        match net_key.as_str() {
+            "none" => {
+                if req.ip.is_some() || !req.network_aliases.is_empty() || !req.publish.is_empty() {
+                    return Err(CoreError::InvalidConfig("--network none takes no --ip, --network-alias or -p".into()).into());
+                }
+            }
+            "host" | "container" => return Err(CoreError::UnsupportedNetworkMode(net_key).into()),
+            key => {
+                let net = st.network(key)?;
+                for a in &req.network_aliases {
+                    validate_name(a)?;
+                }
+                if net.predefined && !req.network_aliases.is_empty() {
+                    return Err(CoreError::InvalidConfig("network-scoped aliases are supported only for containers in user defined networks".into()).into());
+                }
+                attachments.push(Attachment { network_id: net.id.clone(), static_ip: req.ip, aliases: req.network_aliases.clone(), endpoint: None });
+            }
+        }
+        let mut expose = Vec::new();
+        for e in &req.expose {
+            expose.extend(parse_expose(e)?);
+        }
+        expose.sort();
+        expose.dedup();
+        let publish = req.publish.iter().map(|p| parse_publish(p)).collect::<Result<Vec<_>, _>>()?;
+        let mut links = Vec::new();
+        for l in &req.links {
+            let link = parse_link(l)?;
+            let target = st.container_by_name(&link.name).ok_or_else(|| CoreError::NoSuchContainer(link.name.clone()))?;
+            if !target.state.status.is_live() {
+                return Err(DaemonError::Conflict(format!("Cannot link to a non running container: /{}", link.name)));
+            }
+            if !target.attachments.iter().any(|t| attachments.iter().any(|a| a.network_id == t.network_id)) {
+                return Err(DaemonError::Conflict(format!("Cannot link to /{}, as it does not belong to the same network", link.name)));
+            }
+            links.push(link);
+        }
+        let env = req.env.iter().map(|e| parse_env(e)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Container {
+            id: id.to_string(),
+            name,
+            hostname,
+            kind: ContainerKind::Run { cmd: req.cmd.clone() },
+            state: ContainerState::created(),
+            created: now(),
+            attachments,
+            expose,
+            publish,
+            publish_all: req.publish_all,
+            ports: vec![],
+            links,
+            link_env: req.link_env,
+            dns: req.dns.clone(),
+            env,
+        })
+    }
+
+    /// `berth run`: create and start. Returns the id once the command runs
+    /// with its network up.
+    pub fn run(&self, req: &RunRequest) -> Result<String> {
+        let id = new_id();
+        let c = {
+            let st = self.state.lock().unwrap();
+            self.build(&st, req, &id)?
+        };
+        self.start_container(c, true)
+    }
+
+    /// `berth start`: start an exited container again (new addresses unless static).
+    pub fn start(&self, key: &str) -> Result<String> {
+        let c = {
+            let st = self.state.lock().unwrap();
+            let c = st.container(key)?.clone();
+            match (&c.kind, c.state.status) {
+                (ContainerKind::Run { .. }, RunState::Created | RunState::Exited) => {}
+                (ContainerKind::Run { .. }, RunState::Running) => return Ok(c.id),
+                (ContainerKind::Attached { .. }, _) => return Err(DaemonError::Conflict(format!("container {} is attached, not run by berth", c.name))),
+                (_, s) => return Err(DaemonError::Conflict(format!("container {} is {}", c.name, s.as_str()))),
+            }
+            c
+        };
+        self.start_container(c, false)
+    }
+
+    /// Allocates, records the intent, spawns the shim, plumbs, lets the command run.
+    fn start_container(&self, mut c: Container, new: bool) -> Result<String> {
+        let id = c.id.clone();
+        {
+            let mut st = self.state.lock().unwrap();
+            if new && st.container_by_name(&c.name).is_some() {
+                return Err(CoreError::DuplicateContainer(c.name.clone()).into());
+            }
+            allocate(&mut st, &mut c, None)?;
+            c.ports = super::ports::allocate(&st, self.kernel.as_ref(), &c)?;
+            c.state = ContainerState { status: RunState::Starting, started_at: now(), ..ContainerState::created() };
+            st.containers.insert(id.clone(), c.clone());
+        }
+        if let Err(e) = self.store.commit(&[Op::PutContainer(&c)], true) {
+            self.forget_start(&c, new);
+            return Err(e);
+        }
+        match self.launch(&c) {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                warn!("starting {} failed: {e}", c.name);
+                self.forget_start(&c, new);
+                Err(e)
+            }
+        }
+    }
+
+    /// The kernel part of a start; undoes its own work on failure.
+    fn launch(&self, c: &Container) -> Result<()> {
+        let dir = self.runtime_dir(&c.id);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| DaemonError::Internal(format!("mkdir {}: {e}", dir.display())))?;
+        let log = self.log_path(&c.id);
+        std::fs::create_dir_all(log.parent().unwrap()).map_err(|e| DaemonError::Internal(e.to_string()))?;
+        let mut env = c.env.clone();
+        if c.link_env {
+            let st = self.state.lock().unwrap();
+            for l in &c.links {
+                if let Some(t) = st.container_by_name(&l.name) {
+                    env.extend(link_env(&l.alias, &c.name, t));
+                }
+            }
+        }
+        let ContainerKind::Run { cmd } = &c.kind else { unreachable!("only run containers are launched") };
+        let spec = ShimSpec { id: c.id.clone(), hostname: c.hostname.clone(), cmd: cmd.clone(), env, dir: dir.clone(), log };
+        self.write_runtime_files(c)?;
+        let spec_file = dir.join("spec.json");
+        std::fs::write(&spec_file, serde_json::to_vec(&spec).unwrap()).map_err(|e| DaemonError::Internal(e.to_string()))?;
+        let pending = shim::spawn(&self.exe, &spec_file)?;
+        let ns = NsRef::Pid(pending.pid);
+        let plans: Vec<_> = plans(&self.state.lock().unwrap(), c).into_iter().map(|(_, p)| p).collect();
+        if let Err(e) = self.plumb(&ns, &plans) {
+            pending.abort();
+            return Err(e);
+        }
+        let undo_kernel = |d: &Daemon| d.unplumb(&plans.iter().map(|p| p.host_ifname.clone()).collect::<Vec<_>>());
+        if let Err(e) = self.fw.sync(self.kernel.as_ref(), || fw_wants(&self.state.lock().unwrap(), &c.id, &c.name)) {
+            pending.abort();
+            undo_kernel(self);
+            return Err(e);
+        }
+        let shim_pid = pending.pid;
+        let started = match pending.go() {
+            Ok(s) => s,
+            Err(e) => {
+                shim::reap(shim_pid);
+                undo_kernel(self);
+                return Err(e.into());
+            }
+        };
+        let done = {
+            let mut st = self.state.lock().unwrap();
+            let cur = st.containers.get_mut(&c.id).expect("starting containers stay in the state");
+            cur.state.status = RunState::Running;
+            cur.state.pid = Some(started.pid);
+            cur.state.shim_pid = Some(started.shim_pid);
+            cur.state.shim_start = Some(started.shim_start);
+            for a in cur.attachments.iter_mut() {
+                if let Some(e) = a.endpoint.as_mut() {
+                    e.state = EndpointState::Up;
+                }
+            }
+            cur.clone()
+        };
+        if let Err(e) = self.store.commit(&[Op::PutContainer(&done)], false) {
+            warn!("recording start of {}: {e}", c.name);
+        }
+        self.refresh_link_hosts(&c.name);
+        self.watch(&c.id, started.shim_pid, started.shim_start);
+        info!("container {} running (pid {})", c.name, started.pid);
+        Ok(())
+    }
+
+    /// Rolls a failed start back: releases addresses and ports, forgets the
+    /// record of a new container (or returns an old one to Exited).
+    fn forget_start(&self, c: &Container, new: bool) {
+        let record = {
+            let mut st = self.state.lock().unwrap();
+            if new {
+                st.containers.remove(&c.id);
+                None
+            } else {
+                let cur = st.containers.get_mut(&c.id).expect("present");
+                for a in cur.attachments.iter_mut() {
+                    a.endpoint = None;
+                }
+                cur.ports.clear();
+                cur.state.status = RunState::Exited;
+                cur.state.exit_code = Some(128);
+                Some(cur.clone())
+            }
+        };
+        if let Err(e) = self.fw.sync(self.kernel.as_ref(), || fw_wants(&self.state.lock().unwrap(), &c.id, &c.name)) {
+            warn!("firewall rollback for {}: {e}", c.name);
+        }
+        let r = match &record {
+            Some(rec) => self.store.commit(&[Op::PutContainer(rec)], false),
+            None => self.store.commit(&[Op::DelContainer(&c.id)], false),
+        };
+        if let Err(e) = r {
+            warn!("store rollback for {}: {e}", c.name);
+        }
+        if new {
+            let _ = std::fs::remove_dir_all(self.runtime_dir(&c.id));
+            let _ = std::fs::remove_dir_all(self.log_path(&c.id).parent().unwrap());
+        }
+    }
+
+    /// Writes /etc/hosts, /etc/resolv.conf and /etc/hostname of a run
+    /// container. Rewritten in place (same inode), so the bind mounts inside
+    /// the container see every update.
+    pub fn write_runtime_files(&self, c: &Container) -> Result<()> {
+        let dir = self.runtime_dir(&c.id);
+        if !dir.exists() {
+            return Ok(());
+        }
+        let (own, extra) = {
+            let st = self.state.lock().unwrap();
+            let own: Vec<_> = c.endpoints().map(|(_, e)| e.ip).collect();
+            let mut extra = Vec::new();
+            for l in &c.links {
+                if let Some(t) = st.container_by_name(&l.name).filter(|t| t.state.status.is_live()) {
+                    // The linked container's address on a network we share.
+                    let ip = t.endpoints().find(|(ta, _)| c.attachments.iter().any(|a| a.network_id == ta.network_id)).map(|(_, e)| e.ip);
+                    if let Some(ip) = ip {
+                        let mut names = vec![l.alias.clone()];
+                        if l.alias != l.name {
+                            names.push(l.name.clone());
+                        }
+                        extra.push(HostsEntry { ip, names });
+                    }
+                }
+            }
+            (own, extra)
+        };
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let w = |p: &Path, s: String| std::fs::write(p, s).map_err(|e| DaemonError::Internal(format!("write {}: {e}", p.display())));
+        w(&shim::hosts_path(&dir), render_hosts(&c.hostname, &own, &extra))?;
+        w(&shim::resolv_path(&dir), render_resolv(&host_resolv, &c.dns))?;
+        w(&shim::hostname_path(&dir), format!("{}\n", c.hostname))?;
+        Ok(())
+    }
+
+    /// Rewrites the hosts files of containers that link to `name`.
+    pub fn refresh_link_hosts(&self, name: &str) {
+        let linking: Vec<Container> = {
+            let st = self.state.lock().unwrap();
+            st.containers.values().filter(|o| o.state.status.is_live() && o.links.iter().any(|l| l.name == name)).cloned().collect()
+        };
+        for o in linking {
+            if let Err(e) = self.write_runtime_files(&o) {
+                warn!("updating /etc/hosts of {}: {e}", o.name);
+            }
+        }
+    }
+
+    /// `berth stop`: SIGTERM to the command's process group, SIGKILL after
+    /// `timeout`; returns once the container has exited and its network is down.
+    pub fn stop(&self, key: &str, timeout: Duration) -> Result<()> {
+        let (id, pid) = {
+            let st = self.state.lock().unwrap();
+            let c = st.container(key)?;
+            if !c.is_run() {
+                return Err(DaemonError::Conflict(format!("container {} is attached, not run by berth: use detach", c.name)));
+            }
+            match c.state.status {
+                RunState::Running | RunState::Stopping => (c.id.clone(), c.state.pid),
+                _ => return Ok(()),
+            }
+        };
+        if let Some(pid) = pid {
+            if timeout.is_zero() {
+                shim::signal_group(pid, libc::SIGKILL);
+            } else {
+                shim::signal_group(pid, libc::SIGTERM);
+                if !self.wait_exited(&id, timeout) {
+                    shim::signal_group(pid, libc::SIGKILL);
+                }
+            }
+        }
+        if !self.wait_exited(&id, Duration::from_secs(10)) {
+            // The watcher may be gone (e.g. no runtime in tests): handle the exit here.
+            self.on_exit(&id);
+        }
+        Ok(())
+    }
+
+    /// Polls until the container is no longer live.
+    pub fn wait_exited(&self, id: &str, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let live = self.state.lock().unwrap().containers.get(id).is_some_and(|c| c.state.status.is_live());
+            if !live {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The shim of container `id` exited: take its network down and record
+    /// the exit status. Idempotent.
+    pub fn on_exit(&self, id: &str) {
+        let (c, ifnames) = {
+            let mut st = self.state.lock().unwrap();
+            let Some(c) = st.containers.get_mut(id) else { return };
+            if !c.state.status.is_live() {
+                return;
+            }
+            c.state.status = RunState::Stopping;
+            let names: Vec<String> = c.endpoints().map(|(_, e)| e.host_ifname.clone()).collect();
+            (c.clone(), names)
+        };
+        if let Err(e) = self.store.commit(&[Op::PutContainer(&c)], true) {
+            warn!("recording stop of {}: {e}", c.name);
+        }
+        if let Some(sp) = c.state.shim_pid {
+            shim::reap(sp);
+        }
+        self.unplumb(&ifnames);
+        let exit = shim::read_exit(&self.runtime_dir(id));
+        let done = {
+            let mut st = self.state.lock().unwrap();
+            let Some(cur) = st.containers.get_mut(id) else { return };
+            for a in cur.attachments.iter_mut() {
+                a.endpoint = None;
+            }
+            cur.state.status = RunState::Exited;
+            cur.state.exit_code = Some(exit.unwrap_or(137));
+            cur.state.finished_at = now();
+            cur.state.pid = None;
+            cur.state.shim_pid = None;
+            cur.clone()
+        };
+        let old_ports = c.ports.clone();
+        if let Err(e) = self.fw.sync(self.kernel.as_ref(), || fw_wants(&self.state.lock().unwrap(), id, &c.name)) {
+            warn!("firewall update after {} exited: {e}", c.name);
+        }
+        for p in &old_ports {
+            let _ = self.kernel.flush_conntrack(p.container.proto, p.host_port);
+        }
+        let mut done = done;
+        done.ports.clear();
+        {
+            let mut st = self.state.lock().unwrap();
+            if let Some(cur) = st.containers.get_mut(id) {
+                cur.ports.clear();
+            }
+        }
+        if let Err(e) = self.store.commit(&[Op::PutContainer(&done)], false) {
+            warn!("recording exit of {}: {e}", c.name);
+        }
+        self.refresh_link_hosts(&c.name);
+        info!("container {} exited with {}", c.name, done.state.exit_code.unwrap_or(-1));
+    }
+
+    /// `berth rm [-f]`.
+    pub fn remove(&self, key: &str, force: bool) -> Result<()> {
+        let (id, name, live, attached) = {
+            let st = self.state.lock().unwrap();
+            let c = st.container(key)?;
+            (c.id.clone(), c.name.clone(), c.state.status.is_live(), !c.is_run())
+        };
+        if attached {
+            return self.detach(&id);
+        }
+        if live {
+            if !force {
+                return Err(DaemonError::Conflict(format!(
+                    "You cannot remove a running container {id}. Stop the container before attempting removal or force remove"
+                )));
+            }
+            self.stop(&id, Duration::ZERO)?;
+        }
+        {
+            let mut st = self.state.lock().unwrap();
+            st.containers.remove(&id);
+        }
+        self.store.commit(&[Op::DelContainer(&id)], true)?;
+        let _ = std::fs::remove_dir_all(self.runtime_dir(&id));
+        let _ = std::fs::remove_dir_all(self.log_path(&id).parent().unwrap());
+        // Links to it disappear from others' elements and hosts files.
+        if let Err(e) = self.fw.sync(self.kernel.as_ref(), || fw_wants(&self.state.lock().unwrap(), &id, &name)) {
+            warn!("firewall update after removing {name}: {e}");
+        }
+        self.refresh_link_hosts(&name);
+        Ok(())
+    }
+
+    /// `berth attach --netns PATH --name NAME`: network a namespace made by
+    /// someone else. Returns the new container's id.
+    pub fn attach(&self, req: &AttachRequest) -> Result<String> {
+        let path = PathBuf::from(&req.netns);
+        validate_name(&req.name)?;
+        self.kernel.check_netns(&path)?;
+        let id = new_id();
+        let mut expose = Vec::new();
+        for e in &req.expose {
+            expose.extend(parse_expose(e)?);
+        }
+        let publish = req.publish.iter().map(|p| parse_publish(p)).collect::<Result<Vec<_>, _>>()?;
+        let c = {
+            let mut st = self.state.lock().unwrap();
+            if st.container_by_name(&req.name).is_some() {
+                return Err(CoreError::DuplicateContainer(req.name.clone()).into());
+            }
+            let net = st.network(req.network.as_deref().unwrap_or(DEFAULT_NETWORK))?.id.clone();
+            let mut c = Container {
+                id: id.clone(),
+                name: req.name.clone(),
+                hostname: req.name.clone(),
+                kind: ContainerKind::Attached { netns: req.netns.clone() },
+                state: ContainerState { status: RunState::Starting, started_at: now(), ..ContainerState::created() },
+                created: now(),
+                attachments: vec![Attachment { network_id: net, static_ip: req.ip, aliases: vec![], endpoint: None }],
+                expose,
+                publish,
+                publish_all: false,
+                ports: vec![],
+                links: vec![],
+                link_env: false,
+                dns: vec![],
+                env: vec![],
+            };
+            allocate(&mut st, &mut c, None)?;
+            c.ports = super::ports::allocate(&st, self.kernel.as_ref(), &c)?;
+            st.containers.insert(id.clone(), c.clone());
+            c
+        };
+        let undo = |d: &Daemon| {
+            d.state.lock().unwrap().containers.remove(&id);
+            let _ = d.fw.sync(d.kernel.as_ref(), || fw_wants(&d.state.lock().unwrap(), &id, &c.name));
+            let _ = d.store.commit(&[Op::DelContainer(&id)], false);
+        };
+        if let Err(e) = self.store.commit(&[Op::PutContainer(&c)], true) {
+            undo(self);
+            return Err(e);
+        }
+        let plans: Vec<_> = plans(&self.state.lock().unwrap(), &c).into_iter().map(|(_, p)| p).collect();
+        if let Err(e) = self.plumb(&NsRef::Path(path), &plans) {
+            undo(self);
+            return Err(e);
+        }
+        if let Err(e) = self.fw.sync(self.kernel.as_ref(), || fw_wants(&self.state.lock().unwrap(), &id, &c.name)) {
+            self.unplumb(&plans.iter().map(|p| p.host_ifname.clone()).collect::<Vec<_>>());
+            undo(self);
+            return Err(e);
+        }
+        let done = {
+            let mut st = self.state.lock().unwrap();
+            let cur = st.containers.get_mut(&id).expect("attaching containers stay in the state");
+            cur.state.status = RunState::Running;
+            for a in cur.attachments.iter_mut() {
+                if let Some(e) = a.endpoint.as_mut() {
+                    e.state = EndpointState::Up;
+                }
+            }
+            cur.clone()
+        };
+        if let Err(e) = self.store.commit(&[Op::PutContainer(&done)], false) {
+            warn!("recording attach of {}: {e}", c.name);
+        }
+        Ok(id)
+    }
+
+    /// `berth detach NAME`: undoes `attach`.
+    pub fn detach(&self, key: &str) -> Result<()> {
+        let c = {
+            let mut st = self.state.lock().unwrap();
+            let id = st.container_id(key)?;
+            let c = st.containers.get_mut(&id).expect("found");
+            if c.is_run() {
+                return Err(DaemonError::Conflict(format!("container {} was started by berth: use stop or rm", c.name)));
+            }
+            if c.state.status == RunState::Removing {
+                return Err(DaemonError::Conflict(format!("removal of container {} is already in progress", c.name)));
+            }
+            c.state.status = RunState::Removing;
+            c.clone()
+        };
+        self.store.commit(&[Op::PutContainer(&c)], true)?;
+        self.unplumb(&c.endpoints().map(|(_, e)| e.host_ifname.clone()).collect::<Vec<_>>());
+        self.state.lock().unwrap().containers.remove(&c.id);
+        let fw = self.fw.sync(self.kernel.as_ref(), || fw_wants(&self.state.lock().unwrap(), &c.id, &c.name));
+        for p in &c.ports {
+            let _ = self.kernel.flush_conntrack(p.container.proto, p.host_port);
+        }
+        self.store.commit(&[Op::DelContainer(&c.id)], false)?;
+        fw
+    }
+}

@@ -1,0 +1,11 @@
+//! Requests, end to end: validate → allocate → plan (pure, under the state
+//! lock) → record intent (durable) → apply (kernel) → record completion; on
+//! failure, undo what was applied and forget the intent.
+
+pub mod container;
+pub mod endpoint;
+pub mod network;
+pub mod ports;
+pub mod reconcile;
+pub mod recover;
+pub mod supervise;

@@ -1,0 +1,90 @@
+//! Converging the kernel to the store: bridges, veths, addresses, sysctls and
+//! the nft table. Creates what is missing, removes what berth owns and the
+//! store does not know, never touches anything else. Runs at start and on
+//! `berth reconcile`; returns what it had to change (empty = all was in place).
+
+use berth_core::model::ContainerKind;
+use berth_core::plan::bridge_plan;
+use tracing::warn;
+
+use super::endpoint::plans;
+use crate::daemon::Daemon;
+use crate::error::Result;
+use crate::kernel::NsRef;
+
+/// `nft list` output in an order-independent form (hash sets list their
+/// elements in no fixed order).
+fn normalize(listing: &str) -> Vec<String> {
+    let mut v: Vec<String> = listing
+        .lines()
+        .map(|l| l.trim().trim_start_matches("elements = {").trim_end_matches(['}', ',']).trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    v.sort();
+    v
+}
+
+impl Daemon {
+    pub fn reconcile(&self) -> Result<Vec<String>> {
+        let mut report = Vec::new();
+        self.ensure_forwarding();
+        let networks: Vec<_> = self.state.lock().unwrap().networks.values().cloned().collect();
+        for n in &networks {
+            let existed = self.kernel.link_owned(&n.bridge)?.is_some();
+            self.kernel.ensure_bridge(&bridge_plan(n))?;
+            if !existed {
+                report.push(format!("created bridge {}", n.bridge));
+            }
+            // Host-loopback access to published ports needs 127/8 routable to the bridge.
+            if let Err(e) = self.kernel.sysctl(&format!("net.ipv4.conf.{}.route_localnet", n.bridge), "1") {
+                warn!("route_localnet on {}: {e}", n.bridge);
+            }
+        }
+        // Links berth owns that nothing in the store wants.
+        let (bridges, veths): (Vec<String>, Vec<String>) = {
+            let st = self.state.lock().unwrap();
+            (
+                st.networks.values().map(|n| n.bridge.clone()).collect(),
+                st.containers.values().flat_map(|c| c.endpoints().map(|(_, e)| e.host_ifname.clone())).collect(),
+            )
+        };
+        for l in self.kernel.owned_links()? {
+            let wanted = if l.is_bridge { bridges.contains(&l.name) } else { veths.contains(&l.name) };
+            if !wanted {
+                self.kernel.delete_link(&l.name)?;
+                report.push(format!("deleted stale {} {}", if l.is_bridge { "bridge" } else { "veth" }, l.name));
+            }
+        }
+        // Endpoints of live containers.
+        let live: Vec<_> = self.state.lock().unwrap().live().into_iter().cloned().collect();
+        for c in &live {
+            let ns = match &c.kind {
+                ContainerKind::Run { .. } => match c.state.shim_pid {
+                    Some(p) => NsRef::Pid(p),
+                    None => continue,
+                },
+                ContainerKind::Attached { netns } => NsRef::Path(netns.into()),
+            };
+            let ps = plans(&self.state.lock().unwrap(), c);
+            for (_, p) in ps {
+                if !self.kernel.endpoint_ok(&ns, &p)? {
+                    self.kernel.delete_link(&p.host_ifname)?;
+                    match self.kernel.add_endpoint(&ns, &p) {
+                        Ok(()) => report.push(format!("re-created endpoint {} of {}", p.host_ifname, c.name)),
+                        Err(e) => warn!("re-creating endpoint {} of {}: {e}", p.host_ifname, c.name),
+                    }
+                }
+            }
+        }
+        let before = self.kernel.list_table()?.map(|t| normalize(&t));
+        self.fw.reset(self.kernel.as_ref(), self.all_wants())?;
+        let after = self.kernel.list_table()?.map(|t| normalize(&t));
+        if before != after {
+            report.push(match before {
+                None => "created nft table inet berth".to_string(),
+                Some(_) => "restored nft table inet berth".to_string(),
+            });
+        }
+        Ok(report)
+    }
+}

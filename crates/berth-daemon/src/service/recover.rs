@@ -1,0 +1,122 @@
+//! Finishing or undoing requests a crash interrupted. Runs at start, before
+//! reconcile, using the intent states the requests recorded.
+
+use berth_core::model::{ContainerKind, EndpointState, RunState};
+use berth_linux::{proc, shim};
+use tracing::info;
+
+use super::container::fw_wants;
+use crate::daemon::Daemon;
+use crate::error::Result;
+use crate::firewall::{net_owner, Owner};
+use crate::store::Op;
+
+impl Daemon {
+    /// Every owner's firewall wants, from the current state.
+    pub fn all_wants(&self) -> Vec<(Owner, std::collections::BTreeSet<berth_core::nft::Element>)> {
+        let st = self.state.lock().unwrap();
+        let mut v: Vec<_> = st.networks.values().map(|n| (net_owner(&n.id), berth_core::nft::network_elements(n))).collect();
+        for c in st.containers.values() {
+            v.extend(fw_wants(&st, &c.id, &c.name).into_iter().take(1));
+        }
+        v
+    }
+
+    pub fn recover(&self) -> Result<()> {
+        // Kernel table and books agree before anything below changes them.
+        self.fw.reset(self.kernel.as_ref(), self.all_wants())?;
+        let containers: Vec<_> = self.state.lock().unwrap().containers.values().cloned().collect();
+        for c in containers {
+            let dir = self.runtime_dir(&c.id);
+            let alive = |pid: Option<u32>, start: Option<u64>| matches!((pid, start), (Some(p), Some(s)) if proc::is_same_process(p, s));
+            match (&c.kind, c.state.status) {
+                (ContainerKind::Run { .. }, RunState::Starting) => match shim::read_state(&dir) {
+                    Some(s) if proc::is_same_process(s.shim_pid, s.shim_start) => {
+                        info!("recover: container {} started before the crash; adopting it", c.name);
+                        let mut st = self.state.lock().unwrap();
+                        let cur = st.containers.get_mut(&c.id).unwrap();
+                        cur.state.status = RunState::Running;
+                        cur.state.pid = Some(s.pid);
+                        cur.state.shim_pid = Some(s.shim_pid);
+                        cur.state.shim_start = Some(s.shim_start);
+                        let rec = cur.clone();
+                        drop(st);
+                        self.store.commit(&[Op::PutContainer(&rec)], true)?;
+                    }
+                    _ => {
+                        info!("recover: start of {} did not finish; rolling it back", c.name);
+                        self.unplumb(&c.endpoints().map(|(_, e)| e.host_ifname.clone()).collect::<Vec<_>>());
+                        self.state.lock().unwrap().containers.remove(&c.id);
+                        self.store.commit(&[Op::DelContainer(&c.id)], true)?;
+                        let _ = std::fs::remove_dir_all(&dir);
+                    }
+                },
+                (ContainerKind::Run { .. }, RunState::Running) if !alive(c.state.shim_pid, c.state.shim_start) => {
+                    info!("recover: container {} exited while the daemon was down", c.name);
+                    self.on_exit(&c.id);
+                }
+                (ContainerKind::Run { .. }, RunState::Stopping) => {
+                    if let (true, Some(pid)) = (alive(c.state.shim_pid, c.state.shim_start), c.state.pid) {
+                        shim::signal_group(pid, libc::SIGKILL);
+                        for _ in 0..200 {
+                            if !alive(c.state.shim_pid, c.state.shim_start) {
+                                break;
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(10));
+                        }
+                    }
+                    self.on_exit(&c.id);
+                }
+                (_, RunState::Removing) => {
+                    info!("recover: finishing removal of {}", c.name);
+                    self.unplumb(&c.endpoints().map(|(_, e)| e.host_ifname.clone()).collect::<Vec<_>>());
+                    self.state.lock().unwrap().containers.remove(&c.id);
+                    self.store.commit(&[Op::DelContainer(&c.id)], true)?;
+                }
+                (ContainerKind::Attached { netns }, RunState::Starting | RunState::Running) => {
+                    if self.kernel.check_netns(std::path::Path::new(netns)).is_err() {
+                        info!("recover: namespace of attached container {} is gone; removing it", c.name);
+                        self.unplumb(&c.endpoints().map(|(_, e)| e.host_ifname.clone()).collect::<Vec<_>>());
+                        self.state.lock().unwrap().containers.remove(&c.id);
+                        self.store.commit(&[Op::DelContainer(&c.id)], true)?;
+                    } else if c.state.status == RunState::Starting {
+                        let rec = {
+                            let mut st = self.state.lock().unwrap();
+                            let cur = st.containers.get_mut(&c.id).unwrap();
+                            cur.state.status = RunState::Running;
+                            cur.clone()
+                        };
+                        self.store.commit(&[Op::PutContainer(&rec)], true)?;
+                    }
+                }
+                _ => {}
+            }
+            // Endpoint-level intents (network connect/disconnect).
+            let (rec, gone) = {
+                let mut st = self.state.lock().unwrap();
+                let Some(cur) = st.containers.get_mut(&c.id) else { continue };
+                let mut changed = false;
+                let mut gone = Vec::new();
+                for a in cur.attachments.iter_mut() {
+                    match a.endpoint.as_ref().map(|e| e.state) {
+                        Some(EndpointState::Pending) if cur.state.status.is_live() => {
+                            a.endpoint.as_mut().unwrap().state = EndpointState::Up;
+                            changed = true;
+                        }
+                        Some(EndpointState::Removing) => {
+                            gone.push(a.endpoint.take().unwrap().host_ifname);
+                            changed = true;
+                        }
+                        _ => {}
+                    }
+                }
+                (changed.then(|| cur.clone()), gone)
+            };
+            self.unplumb(&gone);
+            if let Some(rec) = rec {
+                self.store.commit(&[Op::PutContainer(&rec)], true)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,119 @@
+//! Forgetting connection-tracking entries of a removed port mapping, over
+//! ctnetlink in-process: `conntrack -D -p PROTO --orig-port-dst PORT`.
+//! Without this a UDP flow (or a re-published port) would keep using the old
+//! translation until its entry times out.
+
+use std::io;
+
+use netlink_sys::{Socket, SocketAddr};
+
+use crate::error::{LinuxError, Result};
+
+const NETLINK_NETFILTER: isize = 12;
+const NFNL_SUBSYS_CTNETLINK: u16 = 1;
+const IPCTNL_MSG_CT_GET: u16 = 1;
+const IPCTNL_MSG_CT_DELETE: u16 = 2;
+const NLM_F_REQUEST: u16 = 1;
+const NLM_F_ACK: u16 = 4;
+const NLM_F_DUMP: u16 = 0x300;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLA_F_NESTED: u16 = 1 << 15;
+
+const CTA_TUPLE_ORIG: u16 = 1;
+const CTA_TUPLE_IP: u16 = 1;
+const CTA_TUPLE_PROTO: u16 = 2;
+const CTA_PROTO_NUM: u16 = 1;
+const CTA_PROTO_DST_PORT: u16 = 3;
+
+/// Attributes of one nested level: (type without flags, payload).
+fn attrs(mut b: &[u8]) -> Vec<(u16, &[u8])> {
+    let mut out = Vec::new();
+    while b.len() >= 4 {
+        let len = u16::from_ne_bytes([b[0], b[1]]) as usize;
+        let ty = u16::from_ne_bytes([b[2], b[3]]) & !(NLA_F_NESTED | 0x4000);
+        if len < 4 || len > b.len() {
+            break;
+        }
+        out.push((ty, &b[4..len]));
+        b = &b[((len + 3) & !3).min(b.len())..];
+    }
+    out
+}
+
+fn find(b: &[u8], ty: u16) -> Option<&[u8]> {
+    attrs(b).into_iter().find(|(t, _)| *t == ty).map(|(_, p)| p)
+}
+
+fn open() -> io::Result<Socket> {
+    let mut s = Socket::new(NETLINK_NETFILTER)?;
+    s.bind_auto()?;
+    s.connect(&SocketAddr::new(0, 0))?;
+    Ok(s)
+}
+
+fn header(out: &mut Vec<u8>, ty: u16, flags: u16, seq: u32) {
+    out.extend_from_slice(&[0u8; 16]);
+    out[4..6].copy_from_slice(&((NFNL_SUBSYS_CTNETLINK << 8) | ty).to_ne_bytes());
+    out[6..8].copy_from_slice(&flags.to_ne_bytes());
+    out[8..12].copy_from_slice(&seq.to_ne_bytes());
+    out.extend_from_slice(&[libc::AF_INET as u8, 0, 0, 0]);
+}
+
+fn finish(out: &mut [u8]) {
+    let len = out.len() as u32;
+    out[0..4].copy_from_slice(&len.to_ne_bytes());
+}
+
+/// Deletes every IPv4 entry whose original direction has protocol `proto`
+/// and destination port `port`.
+pub fn delete_by_orig_dport(proto: u8, port: u16) -> Result<()> {
+    let what = || format!("conntrack -D -p {proto} --orig-port-dst {port}");
+    let sock = open().map_err(|e| LinuxError::kernel(what(), e))?;
+    let mut req = Vec::new();
+    header(&mut req, IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, 1);
+    finish(&mut req);
+    sock.send(&req, 0).map_err(|e| LinuxError::kernel(what(), e))?;
+    // Collect the original tuples to delete, then delete each.
+    let mut victims: Vec<Vec<u8>> = Vec::new();
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    'dump: loop {
+        buf.clear();
+        let n = sock.recv(&mut buf, 0).map_err(|e| LinuxError::kernel(what(), e))?;
+        let mut off = 0;
+        while off + 16 <= n {
+            let len = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap()) as usize;
+            let ty = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().unwrap());
+            if len < 16 || off + len > n {
+                break;
+            }
+            if ty == NLMSG_DONE || ty == NLMSG_ERROR {
+                break 'dump;
+            }
+            let body = &buf[off + 20..off + len];
+            if let Some(orig) = find(body, CTA_TUPLE_ORIG) {
+                let p = find(orig, CTA_TUPLE_PROTO);
+                let num = p.and_then(|p| find(p, CTA_PROTO_NUM)).and_then(|v| v.first().copied());
+                let dport = p.and_then(|p| find(p, CTA_PROTO_DST_PORT)).filter(|v| v.len() >= 2).map(|v| u16::from_be_bytes([v[0], v[1]]));
+                if num == Some(proto) && dport == Some(port) && find(orig, CTA_TUPLE_IP).is_some() {
+                    victims.push(orig.to_vec());
+                }
+            }
+            off += (len + 3) & !3;
+        }
+    }
+    for (i, orig) in victims.iter().enumerate() {
+        let mut m = Vec::new();
+        header(&mut m, IPCTNL_MSG_CT_DELETE, NLM_F_REQUEST | NLM_F_ACK, 2 + i as u32);
+        let nla_len = (4 + orig.len()) as u16;
+        m.extend_from_slice(&nla_len.to_ne_bytes());
+        m.extend_from_slice(&(CTA_TUPLE_ORIG | NLA_F_NESTED).to_ne_bytes());
+        m.extend_from_slice(orig);
+        finish(&mut m);
+        sock.send(&m, 0).map_err(|e| LinuxError::kernel(what(), e))?;
+        buf.clear();
+        // ENOENT (the entry expired meanwhile) is fine.
+        let _ = sock.recv(&mut buf, 0);
+    }
+    Ok(())
+}

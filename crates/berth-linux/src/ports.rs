@@ -1,0 +1,81 @@
+//! Host ports: which ones host processes hold, and the kernel's ephemeral range.
+//!
+//! Held ports are read once per request from /proc/net/{tcp,tcp6,udp,udp6}
+//! (listening TCP sockets, bound UDP sockets) instead of test-binding each
+//! port: publishing a 10,000-port range must not cost 10,000 binds.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Parses one /proc/net/{tcp,udp}[6] table into (address, port) of sockets
+/// in `state` (0A = TCP LISTEN, 07 = UDP bound), or every socket if None.
+pub fn parse_proc_net(text: &str, state: Option<&str>) -> Vec<(IpAddr, u16)> {
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 4 || state.is_some_and(|s| f[3] != s) {
+            continue;
+        }
+        let Some((addr, port)) = f[1].split_once(':') else { continue };
+        let Ok(port) = u16::from_str_radix(port, 16) else { continue };
+        let ip = match addr.len() {
+            8 => u32::from_str_radix(addr, 16).ok().map(|v| IpAddr::V4(Ipv4Addr::from(u32::from_be(v)))),
+            32 => {
+                let mut b = [0u8; 16];
+                let mut ok = true;
+                for i in 0..4 {
+                    match u32::from_str_radix(&addr[i * 8..i * 8 + 8], 16) {
+                        Ok(w) => b[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes()),
+                        Err(_) => ok = false,
+                    }
+                }
+                ok.then(|| IpAddr::V6(Ipv6Addr::from(b)))
+            }
+            _ => None,
+        };
+        if let Some(ip) = ip {
+            out.push((ip, port));
+        }
+    }
+    out
+}
+
+/// Sockets host processes hold for `udp` or TCP, IPv4 and IPv6.
+pub fn host_listeners(udp: bool) -> Vec<(IpAddr, u16)> {
+    let (files, state) = if udp { (["/proc/net/udp", "/proc/net/udp6"], "07") } else { (["/proc/net/tcp", "/proc/net/tcp6"], "0A") };
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|t| parse_proc_net(&t, Some(state)))
+        .collect()
+}
+
+/// `sysctl net.ipv4.ip_local_port_range`: where random host ports come from.
+pub fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(|x| x.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_net() {
+        let t = "  sl  local_address rem_address   st tx_queue rx_queue\n   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000\n   1: 00000000:0016 00000000:0000 0A 0\n   2: 0100007F:9C40 0100007F:1F90 01 0\n";
+        assert_eq!(parse_proc_net(t, Some("0A")), vec![("127.0.0.1".parse().unwrap(), 8080), ("0.0.0.0".parse().unwrap(), 22)]);
+        let t6 = "header\n   0: 00000000000000000000000001000000:0050 00000000000000000000000000000000:0000 0A 0\n";
+        assert_eq!(parse_proc_net(t6, Some("0A")), vec![("::1".parse().unwrap(), 80)]);
+    }
+
+    #[test]
+    fn sees_own_listener() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(host_listeners(false).iter().any(|(ip, p)| *p == port && ip.is_loopback()));
+    }
+}

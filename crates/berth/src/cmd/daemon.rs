@@ -1,0 +1,104 @@
+//! `berth daemon`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use berth_core::config::{ConfigFile, DaemonConfig, PoolEntry};
+use berth_core::subnets::AddressPool;
+use clap::Args;
+
+/// Flags mirror dockerd's; every one can also be given in the `--config` JSON
+/// file under the same name (e.g. "fixed-cidr", "ip-forward",
+/// "default-address-pools"). A setting in both places is an error.
+#[derive(Args)]
+pub struct DaemonArgs {
+    /// JSON configuration file (keys as in dockerd's daemon.json).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// State directory (store, logs) [default: /var/lib/berth].
+    #[arg(long, visible_alias = "data-root")]
+    root: Option<PathBuf>,
+    /// Runtime directory (socket, container files) [default: /run/berth].
+    #[arg(long)]
+    exec_root: Option<PathBuf>,
+    /// API socket [default: EXEC_ROOT/berth.sock].
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Bridge device of the default network ("none": no default network) [default: berth0].
+    #[arg(short = 'b', long)]
+    bridge: Option<String>,
+    /// Default bridge's address and prefix, e.g. 172.30.0.1/16.
+    #[arg(long)]
+    bip: Option<String>,
+    /// Range of the default network containers get addresses from.
+    #[arg(long)]
+    fixed_cidr: Option<String>,
+    /// MTU of the default network [default: 1500].
+    #[arg(long)]
+    mtu: Option<u32>,
+    /// Inter-container communication on the default network [default: true].
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    icc: Option<bool>,
+    /// Turn on net.ipv4.ip_forward when a network needs it [default: true].
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    ip_forward: Option<bool>,
+    /// Pool for automatic subnets: base=CIDR,size=N (repeatable).
+    #[arg(long = "default-address-pool", value_name = "base=CIDR,size=N")]
+    pools: Vec<String>,
+    /// Log filter (error, warn, info, debug).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn config(a: &DaemonArgs) -> Result<DaemonConfig, String> {
+    let pools = a
+        .pools
+        .iter()
+        .map(|p| AddressPool::parse(p).map(|p| PoolEntry { base: p.base.to_string(), size: p.size }))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let flags = ConfigFile {
+        root: a.root.clone(),
+        exec_root: a.exec_root.clone(),
+        socket: a.socket.clone(),
+        bridge: a.bridge.clone(),
+        bip: a.bip.clone(),
+        fixed_cidr: a.fixed_cidr.clone(),
+        mtu: a.mtu,
+        icc: a.icc,
+        ip_forward: a.ip_forward,
+        default_address_pools: if pools.is_empty() { None } else { Some(pools) },
+    };
+    let file = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            ConfigFile::parse_json(&text).map_err(|e| e.to_string())?
+        }
+        None => ConfigFile::default(),
+    };
+    let merged = ConfigFile::merge(&flags, &file).map_err(|e| e.to_string())?;
+    DaemonConfig::resolve(&merged).map_err(|e| e.to_string())
+}
+
+pub fn run(a: &DaemonArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(format!("berth={0},berth_daemon={0},berth_linux={0}", a.log_level)).unwrap_or_default())
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let cfg = match config(a) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("berth daemon: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    match rt.block_on(berth_daemon::server::serve(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth daemon: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! One module per group of commands.
+
+pub mod container;
+pub mod daemon;
+pub mod network;
+pub mod policy;
+pub mod system;

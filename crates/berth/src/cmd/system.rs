@@ -1,0 +1,49 @@
+//! `berth info`, `berth reconcile`, `berth rules`.
+
+use anyhow::Result;
+use hyper::Method;
+use serde_json::json;
+
+use crate::client::Client;
+
+pub async fn info(c: &Client) -> Result<u8> {
+    let v = c.get("/info").await?;
+    let d = &v["DefaultNetwork"];
+    println!("Server Version: {}", v["ServerVersion"].as_str().unwrap_or_default());
+    println!("Containers: {} (running {})", v["Containers"], v["ContainersRunning"]);
+    println!("Networks: {}", v["Networks"]);
+    if d.is_null() {
+        println!("Default network: none");
+    } else {
+        println!("Default network: {} on {} ({}, gateway {})", d["Name"].as_str().unwrap_or_default(), d["Bridge"].as_str().unwrap_or_default(), d["Subnet"].as_str().unwrap_or_default(), d["Gateway"].as_str().unwrap_or_default());
+    }
+    println!("Inter-container communication (default network): {}", v["Icc"]);
+    println!(
+        "IPv4 forwarding: {} ({})",
+        if v["IPForward"].as_bool() == Some(true) { "on" } else { "off" },
+        if v["IPForwardManaged"].as_bool() == Some(true) { "managed by berth" } else { "left alone: --ip-forward=false" }
+    );
+    println!("Firewall: nftables table {}", v["NftTable"].as_str().unwrap_or_default());
+    println!("Root: {}", v["Root"].as_str().unwrap_or_default());
+    println!("Exec root: {}", v["ExecRoot"].as_str().unwrap_or_default());
+    println!("Socket: unix://{}", v["Socket"].as_str().unwrap_or_default());
+    Ok(0)
+}
+
+pub async fn reconcile(c: &Client) -> Result<u8> {
+    let v = c.post("/reconcile", &json!({})).await?.json()?;
+    let changes = v["Changes"].as_array().cloned().unwrap_or_default();
+    if changes.is_empty() {
+        println!("nothing to change: the kernel matches the store");
+    }
+    for ch in changes {
+        println!("{}", ch.as_str().unwrap_or_default());
+    }
+    Ok(0)
+}
+
+pub async fn rules(c: &Client) -> Result<u8> {
+    let r = c.call(Method::GET, "/rules", None).await?;
+    print!("{}", String::from_utf8_lossy(&r.body));
+    Ok(0)
+}
