@@ -112,6 +112,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure attach/detach/publish latency (and the peers', when installed).
     Bench(bench::BenchArgs),
+    /// Internal: print every record of the daemon's store (for tests).
+    #[command(hide = true)]
+    DebugStore,
     /// Internal: the per-container supervisor process.
     #[command(hide = true)]
     Shim { spec: PathBuf, go_fd: i32, status_fd: i32 },
@@ -156,6 +159,11 @@ fn main() -> ExitCode {
             Command::Rules => cmd::system::rules(&c).await,
             Command::Info => cmd::system::info(&c).await,
             Command::Bench(a) => bench::run(&c, a).await,
+            Command::DebugStore => {
+                let r = c.call(hyper::Method::GET, "/debug/store", None).await?;
+                print!("{}", String::from_utf8_lossy(&r.body));
+                Ok(0)
+            }
             Command::Daemon(_) | Command::Demo(_) | Command::Shim { .. } => unreachable!(),
         }
     });

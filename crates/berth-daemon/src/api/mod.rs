@@ -59,6 +59,7 @@ pub fn router(d: Shared) -> Router {
         .route("/info", get(system::info))
         .route("/reconcile", post(system::reconcile))
         .route("/rules", get(system::rules))
+        .route("/debug/store", get(system::store_dump))
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
         .route("/networks/prune", post(networks::prune))

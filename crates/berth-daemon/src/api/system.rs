@@ -41,3 +41,9 @@ pub async fn reconcile(State(d): State<Shared>) -> ApiResult<Json<Value>> {
 pub async fn rules(State(d): State<Shared>) -> ApiResult<String> {
     blocking(move || Ok(d.kernel.list_table()?.unwrap_or_default())).await
 }
+
+/// Every record of the store, one per line (for tests that check a failed
+/// request changed nothing).
+pub async fn store_dump(State(d): State<Shared>) -> ApiResult<String> {
+    blocking(move || d.store.dump()).await
+}

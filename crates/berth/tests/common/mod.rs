@@ -1,0 +1,241 @@
+//! Harness of the root tests: each test runs in its own network and mount
+//! namespace (`berth_linux::sandbox`), starts its own daemon with private
+//! state, and tears everything down when it ends. Tests skip (with a notice)
+//! when not run as root.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs a shell command in the sandbox; panics with its output on failure.
+pub fn sh(cmd: &str) -> String {
+    let o = sh_out(cmd);
+    assert!(o.status.success(), "`{cmd}` failed: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn sh_out(cmd: &str) -> Output {
+    Command::new("sh").arg("-c").arg(cmd).output().expect("sh")
+}
+
+/// True when `cmd` succeeds.
+pub fn ok(cmd: &str) -> bool {
+    sh_out(cmd).status.success()
+}
+
+pub struct Sandbox {
+    pub dir: PathBuf,
+    daemon: Option<Child>,
+    pub extra: Vec<String>,
+}
+
+impl Sandbox {
+    /// Enters a fresh namespace and starts a daemon; None when not root.
+    pub fn new() -> Option<Sandbox> {
+        Self::with_args(&[])
+    }
+
+    pub fn with_args(args: &[&str]) -> Option<Sandbox> {
+        let mut s = Self::bare()?;
+        s.extra = args.iter().map(|a| a.to_string()).collect();
+        s.start_daemon();
+        Some(s)
+    }
+
+    /// The namespace without a daemon.
+    pub fn bare() -> Option<Sandbox> {
+        if !is_root() {
+            eprintln!("skipped: root tests need root");
+            return None;
+        }
+        berth_linux::sandbox::enter().expect("enter sandbox");
+        let dir = PathBuf::from(sh("mktemp -d /tmp/berth-test.XXXXXX").trim());
+        Some(Sandbox { dir, daemon: None, extra: vec![] })
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("run/berth.sock")
+    }
+
+    pub fn start_daemon(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("daemon.log")).unwrap();
+        let mut cmd = Command::new(BERTH);
+        cmd.arg("daemon").arg("--root").arg(self.dir.join("root")).arg("--exec-root").arg(self.dir.join("run"));
+        cmd.args(&self.extra).stdout(log.try_clone().unwrap()).stderr(log).stdin(Stdio::null());
+        let child = cmd.spawn().expect("start daemon");
+        self.daemon = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.berth(&["info"]).status.success() {
+                return;
+            }
+            if let Some(st) = self.daemon.as_mut().unwrap().try_wait().unwrap() {
+                panic!("daemon exited with {st}: {}", self.daemon_log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("daemon did not come up: {}", self.daemon_log());
+    }
+
+    /// SIGTERM (graceful) or SIGKILL the daemon and wait for it.
+    pub fn stop_daemon(&mut self, kill: bool) {
+        if let Some(mut c) = self.daemon.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(c.id() as i32, if kill { libc::SIGKILL } else { libc::SIGTERM }) };
+            let _ = c.wait();
+        }
+    }
+
+    pub fn daemon_pid(&self) -> u32 {
+        self.daemon.as_ref().unwrap().id()
+    }
+
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BERTH);
+        c.args(args).env("BERTH_HOST", format!("unix://{}", self.socket().display()));
+        c
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run berth")
+    }
+
+    /// Runs berth and returns stdout; panics with stderr on failure.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.berth(args);
+        assert!(o.status.success(), "berth {args:?} failed ({}): {}\n--- daemon log ---\n{}", o.status, String::from_utf8_lossy(&o.stderr), self.daemon_log());
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Runs berth expecting failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let o = self.berth(args);
+        assert!(!o.status.success(), "berth {args:?} should have failed but printed {}", String::from_utf8_lossy(&o.stdout));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+
+    pub fn inspect(&self, name: &str) -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&["inspect", name])).unwrap();
+        v[0].clone()
+    }
+
+    /// IPv4 address of a container on a network.
+    pub fn ip(&self, name: &str, net: &str) -> String {
+        self.inspect(name)["NetworkSettings"]["Networks"][net]["IPAddress"].as_str().unwrap().to_string()
+    }
+
+    /// `berth run -d` with a command string run by sh.
+    pub fn run(&self, name: &str, opts: &[&str], script: &str) -> String {
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&["--", "sh", "-c", script]);
+        self.ok(&args).trim().to_string()
+    }
+
+    /// A container that answers `ok-from-NAME` on TCP `port` (and UDP if asked).
+    pub fn server(&self, name: &str, opts: &[&str], port: u16) -> String {
+        self.run(name, opts, &format!("exec socat TCP-LISTEN:{port},fork,reuseaddr SYSTEM:'echo ok-from-{name}'"))
+    }
+
+    /// Runs a command in a container; Output.
+    pub fn exec(&self, name: &str, cmd: &str) -> Output {
+        self.berth(&["exec", name, "--", "sh", "-c", cmd])
+    }
+
+    /// TCP request from a container; the answer or None.
+    pub fn tcp_from(&self, name: &str, ip: &str, port: u16) -> Option<String> {
+        let o = self.exec(name, &format!("socat -T2 - TCP:{ip}:{port},connect-timeout=1 </dev/null"));
+        let out = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        (o.status.success() && !out.is_empty()).then_some(out)
+    }
+
+    pub fn ping_from(&self, name: &str, ip: &str) -> bool {
+        self.exec(name, &format!("ping -c1 -W1 {ip}")).status.success()
+    }
+
+    /// Dump of the daemon's store, for before/after comparisons.
+    pub fn store_dump(&self) -> String {
+        self.ok(&["debug-store"])
+    }
+
+    /// What the kernel shows of berth's world, for before/after comparisons.
+    pub fn kernel_view(&self) -> String {
+        // Names, MTUs, masters, MACs, IPv4 addresses and routes; not the
+        // fields the kernel changes by itself (carrier flags, timers).
+        let links = sh("ip -o link show | sed -E 's/<[^>]*>//; s/ state [A-Z]+//; s/ qlen [0-9]+//' | sort");
+        let addrs = sh("ip -o -4 addr show | sed -E 's/^[0-9]+: //; s/ valid_lft.*//' | sort");
+        let routes = sh("ip -4 route show table all | sort");
+        let nft = sh("nft list table inet berth 2>/dev/null | sort || true");
+        format!("{links}\n{addrs}\n{routes}\n{nft}")
+    }
+
+    /// Makes an "outside" namespace wired to the sandbox as another machine:
+    /// sandbox 10.99.0.1/24 on `uplink`, the outsider 10.99.0.2/24, with a
+    /// route to `routes` via the sandbox.
+    pub fn outside(&self, routes: &[&str]) {
+        sh("ip netns add outside && ip link add uplink type veth peer name eth0 netns outside");
+        sh("ip addr add 10.99.0.1/24 dev uplink && ip link set uplink up");
+        sh("ip -n outside addr add 10.99.0.2/24 dev eth0 && ip -n outside link set eth0 up && ip -n outside link set lo up");
+        for r in routes {
+            sh(&format!("ip -n outside route add {r} via 10.99.0.1"));
+        }
+    }
+
+    /// Waits until `f` holds (polling), for asynchronous effects.
+    pub fn eventually(&self, what: &str, f: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("timed out waiting for: {what}\n--- daemon log ---\n{}", self.daemon_log());
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if self.daemon.is_none() && self.socket().exists() {
+            self.start_daemon_quiet();
+        }
+        if self.daemon.is_some() {
+            let ids = String::from_utf8_lossy(&self.berth(&["ps", "-a", "-q"]).stdout).into_owned();
+            for id in ids.split_whitespace() {
+                let _ = self.berth(&["rm", "-f", id]);
+            }
+        }
+        self.stop_daemon(false);
+        // Anything a failed test left: shims run in their own session; kill
+        // every process of this sandbox's containers by their runtime dir.
+        let _ = sh_out(&format!("pkill -9 -f 'shim {}' ; true", self.dir.display()));
+        let _ = sh_out("for n in $(ip netns list | cut -d' ' -f1); do ip netns pids $n | xargs -r kill -9; ip netns del $n; done");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Sandbox {
+    fn start_daemon_quiet(&mut self) {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.start_daemon())).is_err() {
+            self.daemon = None;
+        }
+    }
+}
+
+/// A path under the sandbox's private /run/netns.
+pub fn netns(name: &str) -> String {
+    sh(&format!("ip netns add {name}"));
+    Path::new("/run/netns").join(name).display().to_string()
+}
