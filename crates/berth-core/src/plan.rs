@@ -39,10 +39,21 @@ pub fn mac_for(ip: IpAddr, endpoint_id: &str) -> String {
     format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", bytes[0], bytes[1], bytes[2], bytes[3])
 }
 
-/// A bridge we want: `ip link add NAME type bridge; ip addr add ADDR dev NAME; ip link set NAME mtu M up`.
+/// A fixed MAC for a bridge, derived from its network's id. A bridge without
+/// one takes the lowest MAC of its ports and recomputes that (walking every
+/// port) each time a port comes or goes: with a fixed address, adding the
+/// 1000th container costs what adding the first did.
+pub fn bridge_mac(network_id: &str) -> String {
+    let h = network_id.as_bytes();
+    let hx = |i: usize| h.get(i..i + 2).and_then(|s| std::str::from_utf8(s).ok()).and_then(|s| u8::from_str_radix(s, 16).ok()).unwrap_or(0);
+    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", hx(0) | 0x80, hx(2), hx(4), hx(6))
+}
+
+/// A bridge we want: `ip link add NAME address MAC type bridge; ip addr add ADDR dev NAME; ip link set NAME mtu M up`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgePlan {
     pub name: String,
+    pub mac: String,
     /// Gateway addresses with the subnet's prefix, e.g. 172.17.0.1/16.
     pub addresses: Vec<IpNet>,
     pub mtu: u32,
@@ -53,6 +64,7 @@ pub struct BridgePlan {
 pub fn bridge_plan(net: &Network) -> BridgePlan {
     BridgePlan {
         name: net.bridge.clone(),
+        mac: bridge_mac(&net.id),
         addresses: net.ipam.iter().map(gateway_cidr).collect(),
         mtu: net.mtu,
         owned: net.bridge_owned,

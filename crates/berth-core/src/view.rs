@@ -130,9 +130,9 @@ pub fn container_inspect(c: &Container, networks: &BTreeMap<String, Network>) ->
 }
 
 /// `berth network inspect NAME` (Docker's network shape).
-pub fn network_inspect(n: &Network, containers: &BTreeMap<String, Container>) -> Value {
+pub fn network_inspect<'a>(n: &Network, containers: impl IntoIterator<Item = &'a Container>) -> Value {
     let mut ctrs = Map::new();
-    for c in containers.values() {
+    for c in containers {
         for a in c.attachments.iter().filter(|a| a.network_id == n.id) {
             if let Some(e) = &a.endpoint {
                 ctrs.insert(

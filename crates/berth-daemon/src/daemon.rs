@@ -65,6 +65,22 @@ impl Daemon {
         Ok(d)
     }
 
+    /// Records `intent` in the store, then runs `apply` while the intent is
+    /// made durable on another thread; returns once both are done. See
+    /// `store` for why overlapping the fsync with the kernel work is safe.
+    pub fn with_intent<T: Send>(&self, intent: &[crate::store::Op], apply: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+        self.store.commit(intent, false)?;
+        std::thread::scope(|s| {
+            let flush = s.spawn(|| self.store.flush());
+            let applied = apply();
+            let flushed = flush.join().unwrap_or_else(|_| Err(crate::error::DaemonError::Internal("store flush panicked".into())));
+            match (applied, flushed) {
+                (Ok(v), Ok(())) => Ok(v),
+                (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+            }
+        })
+    }
+
     /// Sysctls berth relies on in this namespace.
     fn kernel_prerequisites(&self) {
         // icc and links filter traffic between ports of one bridge: bridged

@@ -56,6 +56,12 @@ pub trait Kernel: Send + Sync + 'static {
     fn endpoint_ok(&self, ns: &NsRef, plan: &EndpointPlan) -> Result<bool>;
     /// `ip link del NAME`; a missing link is not an error.
     fn delete_link(&self, name: &str) -> Result<()>;
+    /// Cuts an endpoint off now (`ip link set NAME down`) and deletes its veth
+    /// pair in the background: a deletion waits ~15 ms here for the kernel's
+    /// RCU grace period, which a request need not wait for.
+    fn remove_endpoint(&self, host_ifname: &str) -> Result<()>;
+    /// Waits until background deletions are done.
+    fn settle(&self);
     fn owned_links(&self) -> Result<Vec<OwnedLink>>;
     fn apply_elements(&self, del: &BTreeSet<Element>, add: &BTreeSet<Element>) -> Result<()>;
     /// Atomically replaces `inet berth` with the fixed rules and these elements.
@@ -67,6 +73,8 @@ pub trait Kernel: Send + Sync + 'static {
     fn check_netns(&self, path: &Path) -> Result<()>;
     /// (address, port) of sockets host processes hold (TCP listeners or bound UDP).
     fn host_listeners(&self, udp: bool) -> Vec<(std::net::IpAddr, u16)>;
+    /// Whether a host process could bind the port (Err: the kernel's reason).
+    fn port_bindable(&self, udp: bool, ip: Option<std::net::IpAddr>, port: u16) -> std::io::Result<()>;
     /// The kernel's ephemeral port range (for random host ports).
     fn ephemeral_range(&self) -> (u16, u16);
     /// Forgets NAT state of a removed mapping so no flow keeps using it.
@@ -78,11 +86,61 @@ pub trait Kernel: Send + Sync + 'static {
 /// by a short-lived thread (see `berth_linux::netns`).
 pub struct LinuxKernel {
     pool: Mutex<Vec<RtSocket>>,
+    reaper: Reaper,
+    /// Bridge name → ifindex (checked on use: a stale entry is refreshed).
+    bridges: Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl Default for LinuxKernel {
     fn default() -> Self {
-        LinuxKernel { pool: Mutex::new(Vec::new()) }
+        LinuxKernel { pool: Mutex::new(Vec::new()), reaper: Reaper::start(), bridges: Default::default() }
+    }
+}
+
+/// A thread that deletes links handed to it, one after the other.
+struct Reaper {
+    tx: Mutex<std::sync::mpsc::Sender<String>>,
+    pending: std::sync::Arc<(Mutex<usize>, std::sync::Condvar)>,
+}
+
+impl Reaper {
+    fn start() -> Reaper {
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let pending = std::sync::Arc::new((Mutex::new(0usize), std::sync::Condvar::new()));
+        let p = pending.clone();
+        std::thread::Builder::new()
+            .name("berth-reaper".into())
+            .spawn(move || {
+                let mut sock = RtSocket::open().ok();
+                for name in rx {
+                    if let Some(s) = sock.as_mut() {
+                        if let Err(e) = ignore_missing(netlink::delete_link(s, &name)) {
+                            tracing::warn!("ip link del {name}: {e}");
+                            sock = RtSocket::open().ok();
+                        }
+                    }
+                    let (m, cv) = &*p;
+                    *m.lock().unwrap() -= 1;
+                    cv.notify_all();
+                }
+            })
+            .expect("reaper thread");
+        Reaper { tx: Mutex::new(tx), pending }
+    }
+
+    fn push(&self, name: &str) {
+        *self.pending.0.lock().unwrap() += 1;
+        if self.tx.lock().unwrap().send(name.to_string()).is_err() {
+            *self.pending.0.lock().unwrap() -= 1;
+        }
+    }
+
+    fn settle(&self) {
+        let (m, cv) = &*self.pending;
+        let mut n = m.lock().unwrap();
+        while *n > 0 {
+            n = cv.wait(n).unwrap();
+        }
     }
 }
 
@@ -102,6 +160,70 @@ impl LinuxKernel {
     }
 }
 
+impl LinuxKernel {
+    /// The bridge's ifindex. Cached: a veth request naming a vanished index
+    /// fails with ENODEV and the next call looks the name up again.
+    fn bridge_index(&self, s: &mut RtSocket, name: &str) -> berth_linux::Result<u32> {
+        if let Some(i) = self.bridges.lock().unwrap().get(name) {
+            return Ok(*i);
+        }
+        let br = netlink::link_index(s, name)?
+            .ok_or_else(|| LinuxError::kernel(format!("ip link show {name}"), std::io::Error::from_raw_os_error(libc::ENODEV)))?;
+        self.bridges.lock().unwrap().insert(name.to_string(), br.index);
+        Ok(br.index)
+    }
+
+    /// The container side runs on its own thread (it enters the namespace),
+    /// started first so that its set-up overlaps the host side's veth creation.
+    fn try_add_endpoint(&self, ns: &NsRef, plan: &EndpointPlan) -> Result<()> {
+        let netns = Netns::open(&ns.path())?;
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<bool>();
+        let (host, inner) = std::thread::scope(|scope| {
+            let inner = netns.spawn_in(scope, move || -> berth_linux::Result<()> {
+                let mut s = RtSocket::open()?;
+                // lo first: this overlaps the host side's veth creation.
+                if let Some(lo) = netlink::link_index(&mut s, "lo")? {
+                    if !lo.up {
+                        netlink::set_link_up(&mut s, lo.index, None)?;
+                    }
+                }
+                if !go_rx.recv().unwrap_or(false) {
+                    return Ok(());
+                }
+                let eth = netlink::link_index(&mut s, &plan.ifname)?.ok_or_else(|| {
+                    LinuxError::kernel(format!("ip link show {}", plan.ifname), std::io::Error::from_raw_os_error(libc::ENODEV))
+                })?;
+                netlink::add_address(&mut s, eth.index, plan.address)?;
+                netlink::set_up_without_ipv6_ll(&mut s, &plan.ifname)?;
+                if let Some(gw) = plan.default_gateway {
+                    netlink::add_default_route(&mut s, gw)?;
+                }
+                Ok(())
+            });
+            let host = self.with_sock(|s| {
+                let br = self.bridge_index(s, &plan.bridge)?;
+                netlink::add_veth_into_netns(s, &plan.host_ifname, &plan.ifname, &plan.mac, netns.fd(), plan.mtu, br)?;
+                netlink::set_up_without_ipv6_ll(s, &plan.host_ifname).inspect_err(|_| {
+                    let _ = netlink::delete_link(s, &plan.host_ifname);
+                })
+            });
+            let _ = go_tx.send(host.is_ok());
+            let inner = inner.join().unwrap_or_else(|_| Err(LinuxError::kernel("namespace thread", std::io::Error::other("panicked"))));
+            (host, inner)
+        });
+        if host.is_err() {
+            self.bridges.lock().unwrap().remove(&plan.bridge);
+        }
+        host?;
+        if let Err(e) = inner {
+            // Leave nothing half-made behind.
+            let _ = self.delete_link(&plan.host_ifname);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}
+
 fn ignore_missing(r: berth_linux::Result<()>) -> berth_linux::Result<()> {
     match r {
         Err(e) if matches!(e.errno(), Some(libc::ENODEV) | Some(libc::ENOENT)) => Ok(()),
@@ -115,7 +237,7 @@ impl Kernel for LinuxKernel {
             let link = match netlink::link_index(s, &plan.name)? {
                 Some(l) => l,
                 None if plan.owned => {
-                    netlink::add_bridge(s, &plan.name, plan.mtu, OWNER_ALIAS)?;
+                    netlink::add_bridge(s, &plan.name, &plan.mac, plan.mtu, OWNER_ALIAS)?;
                     netlink::link_index(s, &plan.name)?.expect("bridge just created")
                 }
                 None => {
@@ -153,36 +275,15 @@ impl Kernel for LinuxKernel {
     }
 
     fn add_endpoint(&self, ns: &NsRef, plan: &EndpointPlan) -> Result<()> {
-        let netns = Netns::open(&ns.path())?;
-        self.with_sock(|s| {
-            let br = netlink::link_index(s, &plan.bridge)?.ok_or_else(|| {
-                LinuxError::kernel(format!("ip link show {}", plan.bridge), std::io::Error::from_raw_os_error(libc::ENODEV))
-            })?;
-            netlink::add_veth_into_netns(s, &plan.host_ifname, &plan.ifname, &plan.mac, netns.fd(), plan.mtu, br.index)
-        })?;
-        let inner = netns.run(|| -> berth_linux::Result<()> {
-            let mut s = RtSocket::open()?;
-            let eth = netlink::link_index(&mut s, &plan.ifname)?.ok_or_else(|| {
-                LinuxError::kernel(format!("ip link show {}", plan.ifname), std::io::Error::from_raw_os_error(libc::ENODEV))
-            })?;
-            netlink::add_address(&mut s, eth.index, plan.address)?;
-            netlink::set_link_up(&mut s, eth.index, None)?;
-            if let Some(lo) = netlink::link_index(&mut s, "lo")? {
-                if !lo.up {
-                    netlink::set_link_up(&mut s, lo.index, None)?;
-                }
+        match self.try_add_endpoint(ns, plan) {
+            // The namespace may still hold the interface of an endpoint whose
+            // deletion is queued (detach, then attach again): finish those, retry.
+            Err(e) if matches!(&e, crate::error::DaemonError::Kernel(k) if k.errno() == Some(libc::EEXIST)) => {
+                self.settle();
+                self.try_add_endpoint(ns, plan)
             }
-            if let Some(gw) = plan.default_gateway {
-                netlink::add_default_route(&mut s, gw)?;
-            }
-            Ok(())
-        })?;
-        if let Err(e) = inner {
-            // Leave nothing half-made behind.
-            let _ = self.delete_link(&plan.host_ifname);
-            return Err(e.into());
+            r => r,
         }
-        Ok(())
     }
 
     fn endpoint_ok(&self, ns: &NsRef, plan: &EndpointPlan) -> Result<bool> {
@@ -204,7 +305,18 @@ impl Kernel for LinuxKernel {
     }
 
     fn delete_link(&self, name: &str) -> Result<()> {
+        self.bridges.lock().unwrap().remove(name);
         self.with_sock(|s| ignore_missing(netlink::delete_link(s, name)))
+    }
+
+    fn remove_endpoint(&self, host_ifname: &str) -> Result<()> {
+        self.with_sock(|s| ignore_missing(netlink::set_link_down_by_name(s, host_ifname)))?;
+        self.reaper.push(host_ifname);
+        Ok(())
+    }
+
+    fn settle(&self) {
+        self.reaper.settle();
     }
 
     fn owned_links(&self) -> Result<Vec<OwnedLink>> {
@@ -263,6 +375,10 @@ impl Kernel for LinuxKernel {
 
     fn host_listeners(&self, udp: bool) -> Vec<(std::net::IpAddr, u16)> {
         berth_linux::ports::host_listeners(udp)
+    }
+
+    fn port_bindable(&self, udp: bool, ip: Option<std::net::IpAddr>, port: u16) -> std::io::Result<()> {
+        berth_linux::ports::check_bindable(udp, ip, port)
     }
 
     fn ephemeral_range(&self) -> (u16, u16) {

@@ -11,10 +11,141 @@ use berth_core::CoreError;
 
 use crate::store::Snapshot;
 
+/// Containers by id, with the indexes requests need kept up to date on
+/// every change, so that no request scans all containers: by name, the
+/// addresses in use per network, and who links to whom.
+#[derive(Default)]
+pub struct Containers {
+    by_id: BTreeMap<String, Container>,
+    by_name: HashMap<String, String>,
+    used: HashMap<String, BTreeSet<IpAddr>>,
+    linked_by: HashMap<String, BTreeSet<String>>,
+}
+
+impl Containers {
+    fn index(&mut self, c: &Container) {
+        self.by_name.insert(c.name.clone(), c.id.clone());
+        for a in &c.attachments {
+            if let Some(e) = &a.endpoint {
+                self.used.entry(a.network_id.clone()).or_default().insert(e.ip);
+            }
+        }
+        for l in &c.links {
+            self.linked_by.entry(l.name.clone()).or_default().insert(c.id.clone());
+        }
+    }
+
+    fn unindex(&mut self, c: &Container) {
+        if self.by_name.get(&c.name) == Some(&c.id) {
+            self.by_name.remove(&c.name);
+        }
+        for a in &c.attachments {
+            if let Some(e) = &a.endpoint {
+                if let Some(set) = self.used.get_mut(&a.network_id) {
+                    set.remove(&e.ip);
+                }
+            }
+        }
+        for l in &c.links {
+            if let Some(set) = self.linked_by.get_mut(&l.name) {
+                set.remove(&c.id);
+            }
+        }
+    }
+
+    pub fn insert(&mut self, id: String, c: Container) {
+        if let Some(old) = self.by_id.remove(&id) {
+            self.unindex(&old);
+        }
+        self.index(&c);
+        self.by_id.insert(id, c);
+    }
+
+    pub fn remove(&mut self, id: &str) -> Option<Container> {
+        let c = self.by_id.remove(id)?;
+        self.unindex(&c);
+        Some(c)
+    }
+
+    /// Mutable access; indexes are brought up to date when the guard drops.
+    pub fn get_mut(&mut self, id: &str) -> Option<ContainerMut<'_>> {
+        let c = self.by_id.remove(id)?;
+        self.unindex(&c);
+        Some(ContainerMut { map: self, c: Some(c) })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Container> {
+        self.by_id.get(id)
+    }
+
+    pub fn contains_key(&self, id: &str) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Container> {
+        self.by_id.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Container> {
+        self.by_name.get(name).and_then(|id| self.by_id.get(id))
+    }
+
+    /// Ids of containers with a `--link` to `name`.
+    pub fn linking_to(&self, name: &str) -> impl Iterator<Item = &Container> {
+        self.linked_by.get(name).into_iter().flatten().filter_map(|id| self.by_id.get(id))
+    }
+
+    pub fn used(&self, network_id: &str) -> BTreeSet<IpAddr> {
+        self.used.get(network_id).cloned().unwrap_or_default()
+    }
+}
+
+impl std::ops::Index<&String> for Containers {
+    type Output = Container;
+    fn index(&self, id: &String) -> &Container {
+        &self.by_id[id]
+    }
+}
+
+/// See [`Containers::get_mut`].
+pub struct ContainerMut<'a> {
+    map: &'a mut Containers,
+    c: Option<Container>,
+}
+
+impl std::ops::Deref for ContainerMut<'_> {
+    type Target = Container;
+    fn deref(&self) -> &Container {
+        self.c.as_ref().unwrap()
+    }
+}
+
+impl std::ops::DerefMut for ContainerMut<'_> {
+    fn deref_mut(&mut self) -> &mut Container {
+        self.c.as_mut().unwrap()
+    }
+}
+
+impl Drop for ContainerMut<'_> {
+    fn drop(&mut self) {
+        let c = self.c.take().unwrap();
+        self.map.index(&c);
+        self.map.by_id.insert(c.id.clone(), c);
+    }
+}
+
 #[derive(Default)]
 pub struct State {
     pub networks: BTreeMap<String, Network>,
-    pub containers: BTreeMap<String, Container>,
+    pub containers: Containers,
     pub policies: Vec<Policy>,
     /// Last address handed out per network (allocation walks on from it).
     pub cursors: HashMap<String, IpAddr>,
@@ -24,7 +155,13 @@ impl State {
     pub fn from_snapshot(s: Snapshot) -> State {
         State {
             networks: s.networks.into_iter().map(|n| (n.id.clone(), n)).collect(),
-            containers: s.containers.into_iter().map(|c| (c.id.clone(), c)).collect(),
+            containers: {
+                let mut m = Containers::default();
+                for c in s.containers {
+                    m.insert(c.id.clone(), c);
+                }
+                m
+            },
             policies: s.policies,
             cursors: HashMap::new(),
         }
@@ -53,7 +190,7 @@ impl State {
     /// Finds a container by name, full id or unique id prefix.
     pub fn container_id(&self, key: &str) -> Result<String, CoreError> {
         let key = key.strip_prefix('/').unwrap_or(key);
-        if let Some(c) = self.containers.values().find(|c| c.name == key) {
+        if let Some(c) = self.containers.by_name(key) {
             return Ok(c.id.clone());
         }
         if is_id_prefix(key) {
@@ -71,17 +208,12 @@ impl State {
     }
 
     pub fn container_by_name(&self, name: &str) -> Option<&Container> {
-        self.containers.values().find(|c| c.name == name)
+        self.containers.by_name(name)
     }
 
     /// Addresses held on a network: every endpoint of every container.
     pub fn used_addresses(&self, network_id: &str) -> BTreeSet<IpAddr> {
-        self.containers
-            .values()
-            .flat_map(|c| c.attachments.iter())
-            .filter(|a| a.network_id == network_id)
-            .filter_map(|a| a.endpoint.as_ref().map(|e| e.ip))
-            .collect()
+        self.containers.used(network_id)
     }
 
     /// Containers with live network resources.

@@ -5,11 +5,15 @@
 //! containers, so "allocate an address" and "record who has it" are one write.
 //!
 //! Durability: a request's *intent* (the state it moves to before touching
-//! the kernel) is committed with fsync; its *completion* is committed without
-//! one (redb makes it durable with the next fsync'd commit). After a crash
-//! the daemon may therefore find a completed request still marked as
-//! in-progress; recovery then checks the kernel and finishes it, which is
-//! idempotent. What can never happen is a kernel change berth has no record of.
+//! the kernel) is written before the kernel is touched and made durable
+//! (fsync) while the kernel work runs; the request is acknowledged only when
+//! both are done. Its *completion* is committed without fsync (redb makes it
+//! durable with the next fsync'd commit). After a crash the daemon may find
+//! a completed request still marked in-progress (recovery checks the kernel
+//! and finishes it, idempotently), or kernel objects of a request whose
+//! intent never reached the disk (the request was never acknowledged; the
+//! reconciler removes them, since everything berth creates is recognisable
+//! as berth's: `bthv` veths, bridges with berth's alias, its own nft table).
 
 use std::path::Path;
 
@@ -91,6 +95,11 @@ impl Store {
             }
         }
         tx.commit().map_err(se)
+    }
+
+    /// Makes every earlier commit durable (an empty commit with fsync).
+    pub fn flush(&self) -> Result<()> {
+        self.commit(&[], true)
     }
 
     pub fn load(&self) -> Result<Snapshot> {

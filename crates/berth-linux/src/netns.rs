@@ -57,6 +57,23 @@ impl Netns {
         })
     }
 
+    /// Starts `f` on a new scoped thread that has entered this namespace, so
+    /// the caller can do other work meanwhile; the thread ends with `f`.
+    pub fn spawn_in<'scope, 'env, T: Send + 'scope>(
+        &'env self,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        f: impl FnOnce() -> Result<T> + Send + 'scope,
+    ) -> std::thread::ScopedJoinHandle<'scope, Result<T>> {
+        let fd = self.fd();
+        scope.spawn(move || {
+            // SAFETY: see `run`.
+            if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } != 0 {
+                return Err(LinuxError::kernel("setns(CLONE_NEWNET)", std::io::Error::last_os_error()));
+            }
+            f()
+        })
+    }
+
     /// A route netlink socket that talks to this namespace.
     pub fn route_socket(&self) -> Result<RtSocket> {
         self.run(RtSocket::open)?

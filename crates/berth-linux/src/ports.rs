@@ -1,10 +1,25 @@
 //! Host ports: which ones host processes hold, and the kernel's ephemeral range.
 //!
-//! Held ports are read once per request from /proc/net/{tcp,tcp6,udp,udp6}
-//! (listening TCP sockets, bound UDP sockets) instead of test-binding each
-//! port: publishing a 10,000-port range must not cost 10,000 binds.
+//! Two ways to learn whether a host process holds a port: test-bind it (a
+//! few syscalls; right for a handful of ports), or read the socket tables
+//! in /proc/net once (each read walks the kernel's whole connection hash, a
+//! few ms here, independent of the number of ports: right for a 10,000-port
+//! range, wrong for one port).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
+
+/// Tries to bind `ip:port` (every address when `ip` is None) and lets go at
+/// once. `Err` carries the kernel's reason (e.g. "address already in use").
+pub fn check_bindable(udp: bool, ip: Option<IpAddr>, port: u16) -> std::io::Result<()> {
+    let addr = SocketAddr::new(ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port);
+    if udp {
+        UdpSocket::bind(addr).map(drop)
+    } else {
+        // std sets SO_REUSEADDR, so only a listener (not TIME_WAIT) conflicts.
+        TcpListener::bind(addr).map(drop)
+    }
+}
 
 /// Parses one /proc/net/{tcp,udp}[6] table into (address, port) of sockets
 /// in `state` (0A = TCP LISTEN, 07 = UDP bound), or every socket if None.
@@ -44,9 +59,23 @@ pub fn host_listeners(udp: bool) -> Vec<(IpAddr, u16)> {
     let (files, state) = if udp { (["/proc/net/udp", "/proc/net/udp6"], "07") } else { (["/proc/net/tcp", "/proc/net/tcp6"], "0A") };
     files
         .iter()
-        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .filter_map(|f| read_whole(f))
         .flat_map(|t| parse_proc_net(&t, Some(state)))
         .collect()
+}
+
+/// One large read: every read() of these files walks the kernel's table again.
+fn read_whole(path: &str) -> Option<String> {
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut buf = Vec::with_capacity(1 << 20);
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        match f.read(&mut chunk) {
+            Ok(0) => return Some(String::from_utf8_lossy(&buf).into_owned()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => return None,
+        }
+    }
 }
 
 /// `sysctl net.ipv4.ip_local_port_range`: where random host ports come from.

@@ -20,3 +20,4 @@ pub fn write(key: &str, value: &str) -> Result<bool> {
     std::fs::write(path(key), value).ctx(|| format!("sysctl -w {key}={value}"))?;
     Ok(true)
 }
+

@@ -33,7 +33,7 @@ fn bridge_and_veth_into_namespace() {
         return;
     }
     let mut s = RtSocket::open().unwrap();
-    netlink::add_bridge(&mut s, "bthtest0", 1400, "berth").unwrap();
+    netlink::add_bridge(&mut s, "bthtest0", "02:42:00:00:00:01", 1400, "berth").unwrap();
     let br = netlink::link_index(&mut s, "bthtest0").unwrap().unwrap();
     assert_eq!((br.alias.as_deref(), br.mtu, br.up), (Some("berth"), 1400, true));
     netlink::add_address(&mut s, br.index, "10.77.0.1/24".parse().unwrap()).unwrap();
@@ -43,17 +43,20 @@ fn bridge_and_veth_into_namespace() {
     sh("ip netns add c1");
     let ns = Netns::open(Path::new("/run/netns/c1")).unwrap();
     netlink::add_veth_into_netns(&mut s, "bthvtest1", "eth0", "02:42:0a:4d:00:02", ns.fd(), 1400, br.index).unwrap();
+    assert!(!netlink::link_index(&mut s, "bthvtest1").unwrap().unwrap().up, "created down");
+    netlink::set_up_without_ipv6_ll(&mut s, "bthvtest1").unwrap();
     let mut inner = ns.route_socket().unwrap();
     let eth0 = netlink::link_index(&mut inner, "eth0").unwrap().unwrap();
     assert_eq!(eth0.mac.as_deref(), Some("02:42:0a:4d:00:02"));
     netlink::add_address(&mut inner, eth0.index, "10.77.0.2/24".parse().unwrap()).unwrap();
-    netlink::set_link_up(&mut inner, eth0.index, None).unwrap();
+    netlink::set_up_without_ipv6_ll(&mut inner, "eth0").unwrap();
     let lo = netlink::link_index(&mut inner, "lo").unwrap().unwrap();
     netlink::set_link_up(&mut inner, lo.index, None).unwrap();
     netlink::add_default_route(&mut inner, "10.77.0.1".parse().unwrap()).unwrap();
     let veth = netlink::link_index(&mut s, "bthvtest1").unwrap().unwrap();
     assert_eq!(veth.master, Some(br.index));
     sh("ip netns exec c1 ping -c1 -W2 10.77.0.1");
+    assert!(!sh("ip netns exec c1 ip -6 addr show dev eth0").contains("fe80"), "no IPv6 link-local on container interfaces");
     assert!(sh("ip netns exec c1 ip route").contains("default via 10.77.0.1"));
     netlink::delete_link(&mut s, "bthvtest1").unwrap();
     assert!(netlink::link_index(&mut s, "bthvtest1").unwrap().is_none());

@@ -1,5 +1,235 @@
-//! `berth bench` (filled in below).
-use anyhow::Result;
+//! `berth bench`: the figures berth promises, measured in a private sandbox
+//! on this machine — attach/detach latency as a client of the API sees it,
+//! flat cost with many containers, published ports (one, and a 10,000-port
+//! range) and throughput through them — beside the same work done with `ip`
+//! commands. Peers (netavark, CNI plugins, docker-proxy) are measured by
+//! `berth bench --peers` when installed (see README).
+
+use std::process::{Command, ExitCode, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use hyper::Method;
+use serde_json::json;
+
+use crate::local::{enter_sandbox, LocalDaemon};
+
 #[derive(clap::Args)]
-pub struct BenchArgs {}
-pub async fn run(_c: &crate::client::Client, _a: BenchArgs) -> Result<u8> { Ok(0) }
+pub struct BenchArgs {
+    /// Containers attached to one network; the first 20 and the last 20 are compared.
+    #[arg(long, default_value_t = 1000)]
+    containers: usize,
+    /// Samples for the per-command comparisons (CLI, ip, ports).
+    #[arg(long, default_value_t = 20)]
+    samples: usize,
+    /// Ports in the published range.
+    #[arg(long, default_value_t = 10_000)]
+    range: u16,
+    /// Skip the iperf3 throughput part.
+    #[arg(long)]
+    no_throughput: bool,
+}
+
+/// (median, p95) in milliseconds.
+pub fn stats(v: &[f64]) -> (f64, f64) {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    if s.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let median = if s.len() % 2 == 1 { s[s.len() / 2] } else { (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2.0 };
+    let p95 = s[((s.len() as f64 * 0.95).ceil() as usize).clamp(1, s.len()) - 1];
+    (median, p95)
+}
+
+fn row(label: &str, v: &[f64]) -> (f64, f64) {
+    let (m, p) = stats(v);
+    println!("{label:<58} {:>5} {:>10.3} {:>10.3}", v.len(), m, p);
+    (m, p)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+fn sh(cmd: &str) -> Result<String> {
+    let o = Command::new("sh").arg("-c").arg(cmd).output()?;
+    if !o.status.success() {
+        anyhow::bail!("`{cmd}`: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Processes started so far on this machine (the `processes` line of /proc/stat).
+fn forks() -> u64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("processes ")).and_then(|l| l[10..].trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+pub fn run(a: &BenchArgs) -> ExitCode {
+    if let Err(e) = enter_sandbox() {
+        eprintln!("berth bench: {e:#}");
+        return ExitCode::from(1);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    match rt.block_on(bench(a)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth bench: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn bench(a: &BenchArgs) -> Result<()> {
+    let n = a.containers.max(2 * a.samples);
+    let k = a.samples;
+    println!("berth bench: {n} containers on one network, in a private network namespace; {} CPUs", std::thread::available_parallelism().map(|p| p.get()).unwrap_or(1));
+    println!("(latencies in ms; API = one HTTP request on the Unix socket as a client program makes it)\n");
+    let d = LocalDaemon::start(&["--log-level", "warn"]).await?;
+    let c = &d.client;
+    // A Linux bridge takes at most 1024 ports: the n containers get one
+    // network, the other measurements their own.
+    anyhow::ensure!(n <= 1000, "at most 1000 containers per network (a Linux bridge has 1024 ports)");
+    for (name, subnet) in [("bench", "10.200.0.0/16"), ("benchp", "10.201.0.0/16"), ("benchc", "10.202.0.0/16")] {
+        c.post("/networks/create", &json!({"Name": name, "IPAM": {"Config": [{"Subnet": subnet}]}})).await?;
+    }
+    let total = n + 3 * k;
+    let batch: String = (0..total).map(|i| format!("netns add bn{i}\n")).collect();
+    let mut p = Command::new("ip").args(["-batch", "-"]).stdin(Stdio::piped()).spawn()?;
+    std::io::Write::write_all(p.stdin.as_mut().unwrap(), batch.as_bytes())?;
+    p.wait()?;
+
+    println!("{:<58} {:>5} {:>10} {:>10}", "operation", "n", "median", "p95");
+    let mut attach = Vec::with_capacity(n);
+    for i in 0..n {
+        let body = json!({"Netns": format!("/run/netns/bn{i}"), "Name": format!("bn{i}"), "Network": "bench"});
+        let t = Instant::now();
+        c.post("/containers/attach", &body).await.with_context(|| format!("attach bn{i}"))?;
+        attach.push(ms(t));
+    }
+    let (first, _) = row("API attach, containers 1-20", &attach[..k]);
+    let (last, _) = row(&format!("API attach, containers {}-{}", n - k + 1, n), &attach[n - k..]);
+
+    // The same with one published port each, with n containers present.
+    let mut with_port = Vec::new();
+    for j in 0..k {
+        let i = n + j;
+        let body = json!({"Netns": format!("/run/netns/bn{i}"), "Name": format!("bn{i}"), "Network": "benchp", "Publish": [format!("{}:80", 40000 + j)]});
+        let t = Instant::now();
+        c.post("/containers/attach", &body).await?;
+        with_port.push(ms(t));
+    }
+    let (port_med, _) = row(&format!("API attach with one published port ({n} present)"), &with_port);
+
+    // The CLI adds its own process start.
+    let mut cli = Vec::new();
+    for j in 0..k {
+        let i = n + k + j;
+        let t = Instant::now();
+        let st = Command::new("/proc/self/exe")
+            .args(["attach", "--netns", &format!("/run/netns/bn{i}"), "--name", &format!("bn{i}"), "--network", "benchc"])
+            .env("BERTH_HOST", d.host_env())
+            .stdout(Stdio::null())
+            .status()?;
+        cli.push(ms(t));
+        anyhow::ensure!(st.success(), "berth attach failed");
+    }
+    let (cli_med, _) = row("berth attach command (includes its process start)", &cli);
+
+    let mut detach = Vec::new();
+    for i in (0..k).chain(n - k..n) {
+        let t = Instant::now();
+        c.call(Method::POST, &format!("/containers/bn{i}/detach"), None).await?;
+        detach.push(ms(t));
+    }
+    let (det_med, _) = row("API detach (first 20 and last 20)", &detach);
+
+    // The same plumbing with ip commands (8 commands per container, as a
+    // CLI-driven engine does it).
+    sh("ip link add bthbenchbr type bridge && ip addr add 10.77.0.1/16 dev bthbenchbr && ip link set bthbenchbr up")?;
+    let mut ipv = Vec::new();
+    for j in 0..k {
+        let ns = format!("bipns{j}");
+        sh(&format!("ip netns add {ns}"))?;
+        let t = Instant::now();
+        sh(&format!(
+            "ip link add bthbv{j} type veth peer name bthbp{j} && ip link set bthbp{j} netns {ns} && ip -n {ns} link set bthbp{j} name eth0 && \
+             ip -n {ns} addr add 10.77.1.{}/16 dev eth0 && ip -n {ns} link set eth0 up && ip -n {ns} link set lo up && \
+             ip -n {ns} route add default via 10.77.0.1 && ip link set bthbv{j} master bthbenchbr up",
+            j + 1
+        ))?;
+        ipv.push(ms(t));
+    }
+    let (ip_med, _) = row("same plumbing with ip commands (8 x ip)", &ipv);
+
+    // Publishing a port range in one request: time and processes started.
+    let range_ns = "bnrange";
+    sh(&format!("ip netns add {range_ns}"))?;
+    let spec = format!("20000-{}:20000-{}", 20000 + a.range as u32 - 1, 20000 + a.range as u32 - 1);
+    let f0 = forks();
+    let t = Instant::now();
+    c.post("/containers/attach", &json!({"Netns": format!("/run/netns/{range_ns}"), "Name": "range", "Network": "benchc", "Publish": [spec]})).await?;
+    let range_ms = ms(t);
+    let range_forks = forks() - f0;
+    println!("{:<58} {:>5} {:>10.3} {:>10}", format!("publish a {}-port range (one API call)", a.range), 1, range_ms, "-");
+    println!("{:<58} {:>5} {:>10}", "  processes started meanwhile (whole machine)", "", range_forks);
+
+    println!("\ntargets");
+    println!("  API attach median {first:.3} ms <= 2 ms: {}", verdict(first <= 2.0));
+    println!("  API attach with a port median {port_med:.3} ms <= 3 ms: {}", verdict(port_med <= 3.0));
+    println!("  API detach median {det_med:.3} ms <= 2 ms: {}", verdict(det_med <= 2.0));
+    println!("  containers {}-{} / 1-20 = {:.2} <= 1.10: {}", n - k + 1, n, last / first, verdict(last / first <= 1.10));
+    println!("  berth attach command / ip commands = {:.3} <= 0.12: {}", cli_med / ip_med, verdict(cli_med / ip_med <= 0.12));
+    println!("  {}-port range {range_ms:.1} ms <= 100 ms, 0 processes started by berth: {}", a.range, verdict(range_ms <= 100.0));
+
+    if !a.no_throughput {
+        if let Err(e) = throughput(&d, a.range).await {
+            println!("\nthroughput: skipped ({e:#})");
+        }
+    }
+    d.shutdown().await;
+    let _ = sh("ip link del bthbenchbr; for n in $(ip netns list | cut -d' ' -f1); do ip netns del $n; done");
+    Ok(())
+}
+
+/// iperf3 through a published port versus straight to the container.
+async fn throughput(d: &LocalDaemon, range: u16) -> Result<()> {
+    if Command::new("iperf3").arg("--version").stdout(Stdio::null()).status().is_err() {
+        anyhow::bail!("iperf3 not installed (apt-get install iperf3)");
+    }
+    let c = &d.client;
+    let run = |name: &str, publish: Vec<String>| {
+        json!({"Name": name, "Network": "benchc", "Publish": publish, "Cmd": ["iperf3", "-s", "-p", "5201"]})
+    };
+    let measure = |target: String| -> Result<f64> {
+        let out = sh(&format!("iperf3 -c {target} -t 3 -J"))?;
+        let v: serde_json::Value = serde_json::from_str(&out)?;
+        Ok(v["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e9)
+    };
+    println!("\nthroughput (iperf3, 3 s, host -> container)");
+    for (label, publish) in [("1 port published", vec!["15201:5201".to_string()]), (&*format!("{range} ports published"), vec!["15201:5201".to_string(), format!("30000-{}:30000-{}", 30000 + range as u32 - 2, 30000 + range as u32 - 2)])] {
+        let name = format!("iperf{}", publish.len());
+        let r = c.post("/containers/run", &run(&name, publish)).await?.json()?;
+        let id = r["Id"].as_str().unwrap_or_default().to_string();
+        let v = c.get(&format!("/containers/{id}/json")).await?;
+        let ip = v["NetworkSettings"]["Networks"]["benchc"]["IPAddress"].as_str().unwrap_or_default().to_string();
+        let host = sh("ip -4 -o addr show bthbenchbr | awk '{print $4}' | cut -d/ -f1")?.trim().to_string();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let direct = measure(format!("{ip} -p 5201"))?;
+        let published = measure(format!("{host} -p 15201"))?;
+        println!("  {label:<24} direct {direct:>6.2} Gbit/s   via published port {published:>6.2} Gbit/s   ratio {:.3}", published / direct);
+        c.call(Method::DELETE, &format!("/containers/{id}?force=1"), None).await?;
+    }
+    Ok(())
+}

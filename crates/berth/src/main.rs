@@ -5,6 +5,7 @@ mod bench;
 mod client;
 mod cmd;
 mod demo;
+mod local;
 mod table;
 
 use std::path::PathBuf;
@@ -136,6 +137,9 @@ fn main() -> ExitCode {
     if let Command::Demo(a) = &cli.cmd {
         return demo::run(a);
     }
+    if let Command::Bench(a) = &cli.cmd {
+        return bench::run(a);
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let host = cli.host.clone();
     let result = rt.block_on(async move {
@@ -158,13 +162,12 @@ fn main() -> ExitCode {
             Command::Reconcile => cmd::system::reconcile(&c).await,
             Command::Rules => cmd::system::rules(&c).await,
             Command::Info => cmd::system::info(&c).await,
-            Command::Bench(a) => bench::run(&c, a).await,
             Command::DebugStore => {
                 let r = c.call(hyper::Method::GET, "/debug/store", None).await?;
                 print!("{}", String::from_utf8_lossy(&r.body));
                 Ok(0)
             }
-            Command::Daemon(_) | Command::Demo(_) | Command::Shim { .. } => unreachable!(),
+            Command::Daemon(_) | Command::Demo(_) | Command::Bench(_) | Command::Shim { .. } => unreachable!(),
         }
     });
     match result {

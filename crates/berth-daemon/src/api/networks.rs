@@ -14,7 +14,7 @@ use super::{blocking, parse, ApiResult, Shared};
 pub async fn list(State(d): State<Shared>) -> ApiResult<Json<Value>> {
     let v = blocking(move || {
         let st = d.state.lock().unwrap();
-        Ok(json!(st.networks.values().map(|n| network_inspect(n, &st.containers)).collect::<Vec<_>>()))
+        Ok(json!(st.networks.values().map(|n| network_inspect(n, st.containers.values())).collect::<Vec<_>>()))
     })
     .await?;
     Ok(Json(v))
@@ -29,7 +29,7 @@ pub async fn create(State(d): State<Shared>, body: Bytes) -> ApiResult<(StatusCo
 pub async fn inspect(State(d): State<Shared>, Path(key): Path<String>) -> ApiResult<Json<Value>> {
     let v = blocking(move || {
         let st = d.state.lock().unwrap();
-        Ok(network_inspect(st.network(&key)?, &st.containers))
+        Ok(network_inspect(st.network(&key)?, st.containers.values()))
     })
     .await?;
     Ok(Json(v))

@@ -26,18 +26,43 @@ use crate::state::State;
 use crate::store::Op;
 use crate::util::{new_id, now};
 
-/// The firewall wants of container `id` and of every container linked to or
-/// from it (their link elements depend on its address).
-pub fn fw_wants(st: &State, id: &str, name: &str) -> Vec<(Owner, BTreeSet<Element>)> {
-    let live = st.live();
-    let mut out = Vec::new();
-    let me = st.containers.get(id);
-    out.push((ctr_owner(id), me.map(|c| container_elements(c, &live, &st.policies)).unwrap_or_default()));
-    for other in st.containers.values().filter(|o| o.id != id) {
-        let related = other.links.iter().any(|l| l.name == name) || me.is_some_and(|m| m.links.iter().any(|l| l.name == other.name));
-        if related {
-            out.push((ctr_owner(&other.id), container_elements(other, &live, &st.policies)));
+/// Containers whose link elements involve `c`: those it links to and those
+/// linking to it (found through the state's indexes, not by a scan).
+fn related<'a>(st: &'a State, c: &Container) -> Vec<&'a Container> {
+    let mut v: Vec<&Container> = st.containers.linking_to(&c.name).filter(|o| o.id != c.id).collect();
+    for l in &c.links {
+        if let Some(t) = st.containers.by_name(&l.name) {
+            if t.id != c.id && !v.iter().any(|o| o.id == t.id) {
+                v.push(t);
+            }
         }
+    }
+    v
+}
+
+/// What container `c` wants in the firewall given the current state.
+pub fn wants_of(st: &State, c: &Container) -> BTreeSet<Element> {
+    container_elements(c, &related(st, c), &st.policies)
+}
+
+/// The firewall wants of container `c` (as it is in the state now, or
+/// nothing if it is gone) and of every container linked to or from it
+/// (their link elements depend on its address). `c` is the caller's copy,
+/// which still knows the links of a container already removed.
+pub fn fw_wants(st: &State, c: &Container) -> Vec<(Owner, BTreeSet<Element>)> {
+    let mut out = Vec::new();
+    let partners: Vec<&Container> = match st.containers.get(&c.id) {
+        Some(me) => {
+            out.push((ctr_owner(&c.id), wants_of(st, me)));
+            related(st, me)
+        }
+        None => {
+            out.push((ctr_owner(&c.id), BTreeSet::new()));
+            related(st, c)
+        }
+    };
+    for p in partners {
+        out.push((ctr_owner(&p.id), wants_of(st, p)));
     }
     out
 }
@@ -62,6 +87,11 @@ fn link_env(alias: &str, me: &str, target: &Container) -> Vec<(String, String)> 
 }
 
 impl Daemon {
+    /// Brings the firewall elements of `c` and its link partners up to date.
+    pub fn sync_fw(&self, c: &Container) -> Result<()> {
+        self.fw.sync(self.kernel.as_ref(), || fw_wants(&self.state.lock().unwrap(), c))
+    }
+
     pub fn runtime_dir(&self, id: &str) -> PathBuf {
         self.cfg.exec_root.join("containers").join(id)
     }
@@ -191,11 +221,7 @@ impl Daemon {
             c.state = ContainerState { status: RunState::Starting, started_at: now(), ..ContainerState::created() };
             st.containers.insert(id.clone(), c.clone());
         }
-        if let Err(e) = self.store.commit(&[Op::PutContainer(&c)], true) {
-            self.forget_start(&c, new);
-            return Err(e);
-        }
-        match self.launch(&c) {
+        match self.with_intent(&[Op::PutContainer(&c)], || self.launch(&c)) {
             Ok(()) => Ok(id),
             Err(e) => {
                 warn!("starting {} failed: {e}", c.name);
@@ -234,7 +260,7 @@ impl Daemon {
             return Err(e);
         }
         let undo_kernel = |d: &Daemon| d.unplumb(&plans.iter().map(|p| p.host_ifname.clone()).collect::<Vec<_>>());
-        if let Err(e) = self.fw.sync(self.kernel.as_ref(), || fw_wants(&self.state.lock().unwrap(), &c.id, &c.name)) {
+        if let Err(e) = self.sync_fw(&c) {
             pending.abort();
             undo_kernel(self);
             return Err(e);
@@ -250,7 +276,7 @@ impl Daemon {
         };
         let done = {
             let mut st = self.state.lock().unwrap();
-            let cur = st.containers.get_mut(&c.id).expect("starting containers stay in the state");
+            let mut cur = st.containers.get_mut(&c.id).expect("starting containers stay in the state");
             cur.state.status = RunState::Running;
             cur.state.pid = Some(started.pid);
             cur.state.shim_pid = Some(started.shim_pid);
@@ -280,7 +306,7 @@ impl Daemon {
                 st.containers.remove(&c.id);
                 None
             } else {
-                let cur = st.containers.get_mut(&c.id).expect("present");
+                let mut cur = st.containers.get_mut(&c.id).expect("present");
                 for a in cur.attachments.iter_mut() {
                     a.endpoint = None;
                 }
@@ -290,7 +316,7 @@ impl Daemon {
                 Some(cur.clone())
             }
         };
-        if let Err(e) = self.fw.sync(self.kernel.as_ref(), || fw_wants(&self.state.lock().unwrap(), &c.id, &c.name)) {
+        if let Err(e) = self.sync_fw(&c) {
             warn!("firewall rollback for {}: {e}", c.name);
         }
         let r = match &record {
@@ -345,7 +371,7 @@ impl Daemon {
     pub fn refresh_link_hosts(&self, name: &str) {
         let linking: Vec<Container> = {
             let st = self.state.lock().unwrap();
-            st.containers.values().filter(|o| o.state.status.is_live() && o.links.iter().any(|l| l.name == name)).cloned().collect()
+            st.containers.linking_to(name).filter(|o| o.state.status.is_live()).cloned().collect()
         };
         for o in linking {
             if let Err(e) = self.write_runtime_files(&o) {
@@ -405,7 +431,7 @@ impl Daemon {
     pub fn on_exit(&self, id: &str) {
         let (c, ifnames) = {
             let mut st = self.state.lock().unwrap();
-            let Some(c) = st.containers.get_mut(id) else { return };
+            let Some(mut c) = st.containers.get_mut(id) else { return };
             if !c.state.status.is_live() {
                 return;
             }
@@ -423,7 +449,7 @@ impl Daemon {
         let exit = shim::read_exit(&self.runtime_dir(id));
         let done = {
             let mut st = self.state.lock().unwrap();
-            let Some(cur) = st.containers.get_mut(id) else { return };
+            let Some(mut cur) = st.containers.get_mut(id) else { return };
             for a in cur.attachments.iter_mut() {
                 a.endpoint = None;
             }
@@ -435,7 +461,7 @@ impl Daemon {
             cur.clone()
         };
         let old_ports = c.ports.clone();
-        if let Err(e) = self.fw.sync(self.kernel.as_ref(), || fw_wants(&self.state.lock().unwrap(), id, &c.name)) {
+        if let Err(e) = self.sync_fw(&c) {
             warn!("firewall update after {} exited: {e}", c.name);
         }
         for p in &old_ports {
@@ -445,9 +471,9 @@ impl Daemon {
         done.ports.clear();
         {
             let mut st = self.state.lock().unwrap();
-            if let Some(cur) = st.containers.get_mut(id) {
+            if let Some(mut cur) = st.containers.get_mut(id) {
                 cur.ports.clear();
-            }
+            };
         }
         if let Err(e) = self.store.commit(&[Op::PutContainer(&done)], false) {
             warn!("recording exit of {}: {e}", c.name);
@@ -474,15 +500,12 @@ impl Daemon {
             }
             self.stop(&id, Duration::ZERO)?;
         }
-        {
-            let mut st = self.state.lock().unwrap();
-            st.containers.remove(&id);
-        }
+        let Some(gone) = self.state.lock().unwrap().containers.remove(&id) else { return Ok(()) };
         self.store.commit(&[Op::DelContainer(&id)], true)?;
         let _ = std::fs::remove_dir_all(self.runtime_dir(&id));
         let _ = std::fs::remove_dir_all(self.log_path(&id).parent().unwrap());
         // Links to it disappear from others' elements and hosts files.
-        if let Err(e) = self.fw.sync(self.kernel.as_ref(), || fw_wants(&self.state.lock().unwrap(), &id, &name)) {
+        if let Err(e) = self.sync_fw(&gone) {
             warn!("firewall update after removing {name}: {e}");
         }
         self.refresh_link_hosts(&name);
@@ -531,26 +554,24 @@ impl Daemon {
         };
         let undo = |d: &Daemon| {
             d.state.lock().unwrap().containers.remove(&id);
-            let _ = d.fw.sync(d.kernel.as_ref(), || fw_wants(&d.state.lock().unwrap(), &id, &c.name));
+            let _ = d.sync_fw(&c);
             let _ = d.store.commit(&[Op::DelContainer(&id)], false);
         };
-        if let Err(e) = self.store.commit(&[Op::PutContainer(&c)], true) {
-            undo(self);
-            return Err(e);
-        }
         let plans: Vec<_> = plans(&self.state.lock().unwrap(), &c).into_iter().map(|(_, p)| p).collect();
-        if let Err(e) = self.plumb(&NsRef::Path(path), &plans) {
-            undo(self);
-            return Err(e);
-        }
-        if let Err(e) = self.fw.sync(self.kernel.as_ref(), || fw_wants(&self.state.lock().unwrap(), &id, &c.name)) {
+        let applied = self.with_intent(&[Op::PutContainer(&c)], || {
+            self.plumb(&NsRef::Path(path), &plans)?;
+            self.sync_fw(&c).inspect_err(|_| {
+                self.unplumb(&plans.iter().map(|p| p.host_ifname.clone()).collect::<Vec<_>>());
+            })
+        });
+        if let Err(e) = applied {
             self.unplumb(&plans.iter().map(|p| p.host_ifname.clone()).collect::<Vec<_>>());
             undo(self);
             return Err(e);
         }
         let done = {
             let mut st = self.state.lock().unwrap();
-            let cur = st.containers.get_mut(&id).expect("attaching containers stay in the state");
+            let mut cur = st.containers.get_mut(&id).expect("attaching containers stay in the state");
             cur.state.status = RunState::Running;
             for a in cur.attachments.iter_mut() {
                 if let Some(e) = a.endpoint.as_mut() {
@@ -570,7 +591,7 @@ impl Daemon {
         let c = {
             let mut st = self.state.lock().unwrap();
             let id = st.container_id(key)?;
-            let c = st.containers.get_mut(&id).expect("found");
+            let mut c = st.containers.get_mut(&id).expect("found");
             if c.is_run() {
                 return Err(DaemonError::Conflict(format!("container {} was started by berth: use stop or rm", c.name)));
             }
@@ -580,10 +601,11 @@ impl Daemon {
             c.state.status = RunState::Removing;
             c.clone()
         };
-        self.store.commit(&[Op::PutContainer(&c)], true)?;
-        self.unplumb(&c.endpoints().map(|(_, e)| e.host_ifname.clone()).collect::<Vec<_>>());
-        self.state.lock().unwrap().containers.remove(&c.id);
-        let fw = self.fw.sync(self.kernel.as_ref(), || fw_wants(&self.state.lock().unwrap(), &c.id, &c.name));
+        let fw = self.with_intent(&[Op::PutContainer(&c)], || {
+            self.unplumb(&c.endpoints().map(|(_, e)| e.host_ifname.clone()).collect::<Vec<_>>());
+            self.state.lock().unwrap().containers.remove(&c.id);
+            self.sync_fw(&c)
+        });
         for p in &c.ports {
             let _ = self.kernel.flush_conntrack(p.container.proto, p.host_port);
         }

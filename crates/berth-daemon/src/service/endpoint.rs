@@ -86,11 +86,12 @@ impl Daemon {
         Ok(())
     }
 
-    /// Deletes veth pairs (missing ones are fine: the namespace may be gone).
+    /// Cuts veth pairs off and has them deleted in the background (missing
+    /// ones are fine: the namespace may be gone).
     pub fn unplumb(&self, host_ifnames: &[String]) {
         for name in host_ifnames {
-            if let Err(e) = self.kernel.delete_link(name) {
-                warn!("ip link del {name}: {e}");
+            if let Err(e) = self.kernel.remove_endpoint(name) {
+                warn!("ip link set {name} down: {e}");
             }
         }
     }

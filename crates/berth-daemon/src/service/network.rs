@@ -8,7 +8,6 @@ use berth_core::request::{validate_network_create, NetworkConnect, NetworkContex
 use berth_core::CoreError;
 use tracing::{info, warn};
 
-use super::container::fw_wants;
 use super::endpoint::{allocate, plans};
 use crate::daemon::Daemon;
 use crate::error::Result;
@@ -159,9 +158,9 @@ impl Daemon {
         };
         let restore = |d: &Daemon| {
             let mut st = d.state.lock().unwrap();
-            if let Some(cur) = st.containers.get_mut(&c.id) {
+            if let Some(mut cur) = st.containers.get_mut(&c.id) {
                 cur.attachments.retain(|a| a.network_id != net_id);
-            }
+            };
         };
         if let Err(e) = self.store.commit(&[Op::PutContainer(&c)], true) {
             restore(self);
@@ -170,7 +169,7 @@ impl Daemon {
         if let Some(ns) = ns {
             let plan = plans(&self.state.lock().unwrap(), &c).into_iter().find(|(n, _)| *n == net_id).map(|(_, p)| p).expect("just allocated");
             let r = self.plumb(&ns, std::slice::from_ref(&plan)).and_then(|_| {
-                self.fw.sync(self.kernel.as_ref(), || fw_wants(&self.state.lock().unwrap(), &c.id, &c.name))
+                self.sync_fw(&c)
             });
             if let Err(e) = r {
                 self.unplumb(&[plan.host_ifname.clone()]);
@@ -183,7 +182,7 @@ impl Daemon {
             }
             let done = {
                 let mut st = self.state.lock().unwrap();
-                let cur = st.containers.get_mut(&c.id).unwrap();
+                let mut cur = st.containers.get_mut(&c.id).unwrap();
                 for a in cur.attachments.iter_mut().filter(|a| a.network_id == net_id) {
                     if let Some(e) = a.endpoint.as_mut() {
                         e.state = EndpointState::Up;
@@ -204,7 +203,7 @@ impl Daemon {
             let net_id = st.network_id(key)?;
             let net_name = st.networks[&net_id].name.clone();
             let cid = st.container_id(container)?;
-            let c = st.containers.get_mut(&cid).unwrap();
+            let mut c = st.containers.get_mut(&cid).unwrap();
             let Some(a) = c.attachments.iter_mut().find(|a| a.network_id == net_id) else {
                 return Err(CoreError::NotConnected { container: c.name.clone(), network: net_name }.into());
             };
@@ -220,11 +219,11 @@ impl Daemon {
         }
         let done = {
             let mut st = self.state.lock().unwrap();
-            let cur = st.containers.get_mut(&c.id).unwrap();
+            let mut cur = st.containers.get_mut(&c.id).unwrap();
             cur.attachments.retain(|a| a.network_id != net_id);
             cur.clone()
         };
-        self.fw.sync(self.kernel.as_ref(), || fw_wants(&self.state.lock().unwrap(), &c.id, &c.name))?;
+        self.sync_fw(&c)?;
         // A configuration-only change has no intent record before it: make it durable now.
         self.store.commit(&[Op::PutContainer(&done)], ifname.is_none())?;
         let _ = self.write_runtime_files(&done);

@@ -37,21 +37,39 @@ fn bind_text(ip: Option<IpAddr>, port: u16) -> String {
     }
 }
 
-struct Allocator {
+/// Host processes' ports: test-bound one by one for a few ports, or read
+/// from the socket tables once for many.
+enum HostPorts<'a> {
+    Probe(&'a dyn Kernel),
+    Table(HashMap<(Proto, u16), Vec<Option<IpAddr>>>),
+}
+
+impl HostPorts<'_> {
+    fn held(&self, proto: Proto, ip: Option<IpAddr>, port: u16) -> bool {
+        match self {
+            HostPorts::Probe(k) => k.port_bindable(proto == Proto::Udp, ip, port).is_err(),
+            HostPorts::Table(t) => clash(t, proto, ip, port),
+        }
+    }
+}
+
+/// Above this many ports, reading the socket tables once beats binding each.
+const PROBE_LIMIT: u32 = 64;
+
+struct Allocator<'a> {
     held: HashMap<(Proto, u16), Vec<Option<IpAddr>>>,
-    /// Ports host processes hold, same shape as `held`.
-    host: HashMap<(Proto, u16), Vec<Option<IpAddr>>>,
+    host: HostPorts<'a>,
     range: (u16, u16),
     next: u16,
 }
 
-impl Allocator {
+impl Allocator<'_> {
     fn take(&mut self, proto: Proto, ip: Option<IpAddr>, port: u16) {
         self.held.entry((proto, port)).or_default().push(ip);
     }
 
     fn usable(&self, proto: Proto, ip: Option<IpAddr>, port: u16) -> bool {
-        !clash(&self.held, proto, ip, port) && !clash(&self.host, proto, ip, port)
+        !clash(&self.held, proto, ip, port) && !self.host.held(proto, ip, port)
     }
 
     /// A specific port: the two Docker error texts on conflict.
@@ -59,7 +77,7 @@ impl Allocator {
         if clash(&self.held, proto, ip, port) {
             return Err(DaemonError::Conflict(format!("Bind for {} failed: port is already allocated", bind_text(ip, port))));
         }
-        if clash(&self.host, proto, ip, port) {
+        if self.host.held(proto, ip, port) {
             return Err(DaemonError::Conflict(format!(
                 "failed to bind host port for {}/{proto}: address already in use",
                 bind_text(ip, port)
@@ -87,18 +105,27 @@ impl Allocator {
 
 /// Resolves a container's `-p`/`-P` into concrete mappings.
 pub fn allocate(st: &State, kernel: &dyn Kernel, c: &Container) -> Result<Vec<PortMapping>> {
+    if c.publish.is_empty() && !(c.publish_all && !c.expose.is_empty()) {
+        return Ok(vec![]);
+    }
     let range = kernel.ephemeral_range();
     if range.0 > range.1 {
         return Err(CoreError::InvalidConfig("net.ipv4.ip_local_port_range is empty".into()).into());
     }
     let seed = (crate::util::now() as u32).wrapping_mul(2654435761) ^ (c.id.len() as u32 * 7919);
     let next = range.0 + (seed % ((range.1 - range.0) as u32 + 1)) as u16;
-    let mut host: HashMap<(Proto, u16), Vec<Option<IpAddr>>> = HashMap::new();
-    for proto in [Proto::Tcp, Proto::Udp] {
-        for (ip, port) in kernel.host_listeners(proto == Proto::Udp) {
-            host.entry((proto, port)).or_default().push(if ip.is_unspecified() { None } else { Some(ip) });
+    let count: u32 = c.publish.iter().map(|s| s.container_count()).sum::<u32>() + if c.publish_all { c.expose.len() as u32 } else { 0 };
+    let host = if count <= PROBE_LIMIT {
+        HostPorts::Probe(kernel)
+    } else {
+        let mut t: HashMap<(Proto, u16), Vec<Option<IpAddr>>> = HashMap::new();
+        for proto in [Proto::Tcp, Proto::Udp] {
+            for (ip, port) in kernel.host_listeners(proto == Proto::Udp) {
+                t.entry((proto, port)).or_default().push(if ip.is_unspecified() { None } else { Some(ip) });
+            }
         }
-    }
+        HostPorts::Table(t)
+    };
     let mut a = Allocator { held: held(st, &c.id), host, range, next };
     let mut out = Vec::new();
     let mut specs: Vec<PublishSpec> = c.publish.clone();

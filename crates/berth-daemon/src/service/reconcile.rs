@@ -27,6 +27,8 @@ fn normalize(listing: &str) -> Vec<String> {
 impl Daemon {
     pub fn reconcile(&self) -> Result<Vec<String>> {
         let mut report = Vec::new();
+        // Deletions still queued are not news.
+        self.kernel.settle();
         self.ensure_forwarding();
         let networks: Vec<_> = self.state.lock().unwrap().networks.values().cloned().collect();
         for n in &networks {

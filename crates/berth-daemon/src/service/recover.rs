@@ -5,7 +5,7 @@ use berth_core::model::{ContainerKind, EndpointState, RunState};
 use berth_linux::{proc, shim};
 use tracing::info;
 
-use super::container::fw_wants;
+use super::container::wants_of;
 use crate::daemon::Daemon;
 use crate::error::Result;
 use crate::firewall::{net_owner, Owner};
@@ -17,7 +17,7 @@ impl Daemon {
         let st = self.state.lock().unwrap();
         let mut v: Vec<_> = st.networks.values().map(|n| (net_owner(&n.id), berth_core::nft::network_elements(n))).collect();
         for c in st.containers.values() {
-            v.extend(fw_wants(&st, &c.id, &c.name).into_iter().take(1));
+            v.push((crate::firewall::ctr_owner(&c.id), wants_of(&st, c)));
         }
         v
     }
@@ -33,14 +33,15 @@ impl Daemon {
                 (ContainerKind::Run { .. }, RunState::Starting) => match shim::read_state(&dir) {
                     Some(s) if proc::is_same_process(s.shim_pid, s.shim_start) => {
                         info!("recover: container {} started before the crash; adopting it", c.name);
-                        let mut st = self.state.lock().unwrap();
-                        let cur = st.containers.get_mut(&c.id).unwrap();
-                        cur.state.status = RunState::Running;
-                        cur.state.pid = Some(s.pid);
-                        cur.state.shim_pid = Some(s.shim_pid);
-                        cur.state.shim_start = Some(s.shim_start);
-                        let rec = cur.clone();
-                        drop(st);
+                        let rec = {
+                            let mut st = self.state.lock().unwrap();
+                            let mut cur = st.containers.get_mut(&c.id).unwrap();
+                            cur.state.status = RunState::Running;
+                            cur.state.pid = Some(s.pid);
+                            cur.state.shim_pid = Some(s.shim_pid);
+                            cur.state.shim_start = Some(s.shim_start);
+                            cur.clone()
+                        };
                         self.store.commit(&[Op::PutContainer(&rec)], true)?;
                     }
                     _ => {
@@ -82,7 +83,7 @@ impl Daemon {
                     } else if c.state.status == RunState::Starting {
                         let rec = {
                             let mut st = self.state.lock().unwrap();
-                            let cur = st.containers.get_mut(&c.id).unwrap();
+                            let mut cur = st.containers.get_mut(&c.id).unwrap();
                             cur.state.status = RunState::Running;
                             cur.clone()
                         };
@@ -94,12 +95,13 @@ impl Daemon {
             // Endpoint-level intents (network connect/disconnect).
             let (rec, gone) = {
                 let mut st = self.state.lock().unwrap();
-                let Some(cur) = st.containers.get_mut(&c.id) else { continue };
+                let Some(mut cur) = st.containers.get_mut(&c.id) else { continue };
                 let mut changed = false;
                 let mut gone = Vec::new();
+                let live = cur.state.status.is_live();
                 for a in cur.attachments.iter_mut() {
                     match a.endpoint.as_ref().map(|e| e.state) {
-                        Some(EndpointState::Pending) if cur.state.status.is_live() => {
+                        Some(EndpointState::Pending) if live => {
                             a.endpoint.as_mut().unwrap().state = EndpointState::Up;
                             changed = true;
                         }
@@ -110,7 +112,8 @@ impl Daemon {
                         _ => {}
                     }
                 }
-                (changed.then(|| cur.clone()), gone)
+                let rec = changed.then(|| cur.clone());
+                (rec, gone)
             };
             self.unplumb(&gone);
             if let Some(rec) = rec {

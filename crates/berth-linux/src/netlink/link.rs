@@ -4,7 +4,8 @@ use std::os::fd::RawFd;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags,
+    LinkInfo as NlLinkInfo, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -88,12 +89,13 @@ pub fn link_index(sock: &mut RtSocket, name: &str) -> Result<Option<LinkInfo>> {
     }
 }
 
-/// `ip link add NAME type bridge mtu MTU alias ALIAS; ip link set NAME up`
-pub fn add_bridge(sock: &mut RtSocket, name: &str, mtu: u32, alias: &str) -> Result<()> {
+/// `ip link add NAME address MAC type bridge mtu MTU; ip link set NAME alias ALIAS up`
+pub fn add_bridge(sock: &mut RtSocket, name: &str, mac: &str, mtu: u32, alias: &str) -> Result<()> {
     let mut m = LinkMessage::default();
     m.header.flags = LinkFlags::Up;
     m.header.change_mask = LinkFlags::Up;
     m.attributes.push(LinkAttribute::IfName(name.to_string()));
+    m.attributes.push(LinkAttribute::Address(parse_mac(mac)));
     m.attributes.push(LinkAttribute::Mtu(mtu));
     m.attributes.push(LinkAttribute::LinkInfo(vec![NlLinkInfo::Kind(InfoKind::Bridge)]));
     sock.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL, || {
@@ -113,9 +115,10 @@ pub fn set_alias(sock: &mut RtSocket, index: u32, alias: &str) -> Result<()> {
 }
 
 /// One request for the whole host side of an endpoint:
-/// `ip link add HOST mtu MTU master BRIDGE up type veth peer name PEER address MAC mtu MTU netns NS`.
+/// `ip link add HOST mtu MTU master BRIDGE type veth peer name PEER address MAC mtu MTU netns NS`.
 /// The peer is created directly inside the container's namespace, so it
-/// never appears in the host's.
+/// never appears in the host's. Both ends are created down, so the caller
+/// can turn IPv6 off on them before they come up (see `crate::sysctl`).
 pub fn add_veth_into_netns(
     sock: &mut RtSocket,
     host: &str,
@@ -131,8 +134,6 @@ pub fn add_veth_into_netns(
     p.attributes.push(LinkAttribute::Mtu(mtu));
     p.attributes.push(LinkAttribute::NetNsFd(netns));
     let mut m = LinkMessage::default();
-    m.header.flags = LinkFlags::Up;
-    m.header.change_mask = LinkFlags::Up;
     m.attributes.push(LinkAttribute::IfName(host.to_string()));
     m.attributes.push(LinkAttribute::Mtu(mtu));
     m.attributes.push(LinkAttribute::Controller(master));
@@ -141,7 +142,7 @@ pub fn add_veth_into_netns(
         NlLinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))),
     ]));
     sock.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL, || {
-        format!("ip link add {host} mtu {mtu} master {master} up type veth peer name {peer} address {peer_mac} netns FD")
+        format!("ip link add {host} mtu {mtu} master {master} type veth peer name {peer} address {peer_mac} netns FD")
     })
 }
 
@@ -162,6 +163,31 @@ pub fn set_link_up(sock: &mut RtSocket, index: u32, mtu: Option<u32>) -> Result<
         m.attributes.push(LinkAttribute::Mtu(mtu));
     }
     sock.request(RouteNetlinkMessage::SetLink(m), 0, || format!("ip link set dev #{index} up"))
+}
+
+/// `ip link set dev NAME up addrgenmode none`, in one request, by name.
+///
+/// Interfaces of IPv4-only networks get no IPv6 link-local address: with
+/// one, every new container interface would send duplicate-address probes
+/// and router solicitations that the bridge floods to every port (attach
+/// cost growing with the number of containers). The mode has to be in the
+/// same request as "up": the kernel sets it before it brings the link up.
+pub fn set_up_without_ipv6_ll(sock: &mut RtSocket, name: &str) -> Result<()> {
+    let mut m = LinkMessage::default();
+    m.header.flags = LinkFlags::Up;
+    m.header.change_mask = LinkFlags::Up;
+    m.attributes.push(LinkAttribute::IfName(name.to_string()));
+    m.attributes.push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)])]));
+    sock.request(RouteNetlinkMessage::SetLink(m), 0, || format!("ip link set dev {name} up addrgenmode none"))
+}
+
+/// `ip link set dev NAME down`: cuts an endpoint off at once (its deletion,
+/// which waits for an RCU grace period, can then happen later).
+pub fn set_link_down_by_name(sock: &mut RtSocket, name: &str) -> Result<()> {
+    let mut m = LinkMessage::default();
+    m.header.change_mask = LinkFlags::Up;
+    m.attributes.push(LinkAttribute::IfName(name.to_string()));
+    sock.request(RouteNetlinkMessage::SetLink(m), 0, || format!("ip link set dev {name} down"))
 }
 
 /// `ip link set dev INDEX master MASTER`
