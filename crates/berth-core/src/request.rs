@@ -372,3 +372,82 @@ pub fn parse_env(s: &str) -> Result<(String, String)> {
         _ => Err(CoreError::InvalidConfig(format!("invalid environment variable {s:?}: expected KEY=VALUE"))),
     }
 }
+
+/// `POST /policies`: `berth policy deny|allow --from CIDR --to CONTAINER[:PORT[-END][/PROTO]]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct PolicyRequest {
+    pub action: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// Validates a policy request (the container need not exist yet: policies
+/// name containers and apply whenever one of that name runs).
+pub fn validate_policy(req: &PolicyRequest, id: &str) -> Result<crate::model::Policy> {
+    use crate::model::{Policy, PolicyAction, PolicyTarget};
+    let action = match req.action.as_str() {
+        "deny" => PolicyAction::Deny,
+        "allow" => PolicyAction::Allow,
+        other => return Err(CoreError::InvalidConfig(format!("policy action {other:?}: use allow or deny"))),
+    };
+    let from = req.from.trim();
+    let net: IpNet = if from.contains('/') {
+        crate::subnets::parse_cidr_any(from)?
+    } else {
+        IpNet::from(crate::subnets::parse_ip(from)?)
+    };
+    let ipnet::IpNet::V4(from) = net.trunc() else {
+        return Err(CoreError::InvalidConfig(format!("policy source {from}: only IPv4 sources are supported")));
+    };
+    let (container, rest) = match req.to.split_once(':') {
+        Some((c, r)) => (c, Some(r)),
+        None => (req.to.as_str(), None),
+    };
+    validate_name(container)?;
+    let (ports, proto) = match rest {
+        None => (None, None),
+        Some(r) => {
+            let (p, proto) = match r.split_once('/') {
+                Some((p, "tcp")) => (p, Some(crate::model::Proto::Tcp)),
+                Some((p, "udp")) => (p, Some(crate::model::Proto::Udp)),
+                Some((_, other)) => return Err(CoreError::InvalidPort { spec: req.to.clone(), reason: format!("unknown protocol {other:?}") }),
+                None => (r, Some(crate::model::Proto::Tcp)),
+            };
+            let range = crate::ports::parse_expose(&format!("{p}/tcp"))
+                .map_err(|_| CoreError::InvalidPort { spec: req.to.clone(), reason: format!("{p:?} is not a port or port range") })?;
+            (Some((range[0].port, range[range.len() - 1].port)), proto)
+        }
+    };
+    Ok(Policy { id: id.to_string(), action, from, to: PolicyTarget { container: container.to_string(), ports, proto } })
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    fn req(a: &str, f: &str, t: &str) -> PolicyRequest {
+        PolicyRequest { action: a.into(), from: f.into(), to: t.into() }
+    }
+
+    #[test]
+    fn parses_targets() {
+        let p = validate_policy(&req("deny", "10.200.55.3", "fourcentos:80"), "x").unwrap();
+        assert_eq!(p.from.to_string(), "10.200.55.3/32");
+        assert_eq!((p.to.container.as_str(), p.to.ports, p.to.proto), ("fourcentos", Some((80, 80)), Some(crate::model::Proto::Tcp)));
+        let p = validate_policy(&req("allow", "10.0.0.0/8", "db"), "x").unwrap();
+        assert_eq!((p.to.ports, p.to.proto), (None, None));
+        let p = validate_policy(&req("deny", "10.1.2.3/16", "dns:53/udp"), "x").unwrap();
+        assert_eq!(p.from.to_string(), "10.1.0.0/16");
+        assert_eq!(p.to.proto, Some(crate::model::Proto::Udp));
+        let p = validate_policy(&req("deny", "10.1.2.3", "web:8000-8010"), "x").unwrap();
+        assert_eq!(p.to.ports, Some((8000, 8010)));
+    }
+
+    #[test]
+    fn refuses_bad_policies() {
+        for (a, f, t) in [("drop", "10.0.0.1", "x"), ("deny", "nonsense", "x"), ("deny", "::1", "x"), ("deny", "10.0.0.1", "x;y"), ("deny", "10.0.0.1", "x:0"), ("deny", "10.0.0.1", "x:80/icmp"), ("deny", "10.0.0.1", "x:90-80")] {
+            assert!(validate_policy(&req(a, f, t), "x").is_err(), "{a} {f} {t}");
+        }
+    }
+}

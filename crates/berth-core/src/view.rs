@@ -42,6 +42,18 @@ fn ports_map(c: &Container) -> Value {
     Value::Object(m)
 }
 
+/// The environment a container's processes get (Docker's `Config.Env`).
+pub fn container_env(c: &Container) -> Vec<(String, String)> {
+    let mut v = vec![
+        ("PATH".to_string(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()),
+        ("HOSTNAME".to_string(), c.hostname.clone()),
+        ("HOME".to_string(), "/root".to_string()),
+    ];
+    v.extend(c.env.iter().cloned());
+    v.extend(c.link_vars.iter().cloned());
+    v
+}
+
 /// `berth inspect NAME` (Docker's container shape).
 pub fn container_inspect(c: &Container, networks: &BTreeMap<String, Network>) -> Value {
     let (path, args, netns) = match &c.kind {
@@ -109,7 +121,7 @@ pub fn container_inspect(c: &Container, networks: &BTreeMap<String, Network>) ->
         "Config": {
             "Hostname": c.hostname,
             "Cmd": match &c.kind { ContainerKind::Run { cmd } => json!(cmd), _ => Value::Null },
-            "Env": c.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            "Env": crate::view::container_env(c).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "ExposedPorts": exposed,
         },
         "NetworkSettings": {

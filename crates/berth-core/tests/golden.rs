@@ -73,6 +73,7 @@ fn container(name: &str, net: &Network, ip: &str) -> Container {
         link_env: false,
         dns: vec![],
         env: vec![],
+        link_vars: vec![],
     }
 }
 

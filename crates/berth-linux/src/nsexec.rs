@@ -17,7 +17,7 @@ pub fn namespaces_of_pid(pid: u32) -> Vec<(PathBuf, i32)> {
     ]
 }
 
-/// Runs `cmd` with `env` added inside the namespaces and returns its exit
+/// Runs `cmd` with exactly `env` (the container's environment) inside the namespaces and returns its exit
 /// status (128+N when killed by signal N, 127 when it cannot be started).
 pub fn run_in(namespaces: &[(PathBuf, i32)], cmd: &[String], env: &[(String, String)]) -> io::Result<i32> {
     let files: Vec<(File, i32)> = namespaces
@@ -27,7 +27,10 @@ pub fn run_in(namespaces: &[(PathBuf, i32)], cmd: &[String], env: &[(String, Str
     let fds: Vec<(i32, i32)> = files.iter().map(|(f, flag)| (f.as_raw_fd(), *flag)).collect();
     let enters_mnt = fds.iter().any(|(_, f)| *f == libc::CLONE_NEWNS);
     let mut c = Command::new(&cmd[0]);
-    c.args(&cmd[1..]).envs(env.iter().cloned());
+    c.args(&cmd[1..]).env_clear().envs(env.iter().cloned());
+    if let Ok(term) = std::env::var("TERM") {
+        c.env("TERM", term);
+    }
     // SAFETY: setns and chdir are async-signal-safe; the child is single-threaded.
     unsafe {
         c.pre_exec(move || {

@@ -202,6 +202,15 @@ fn setup(spec: &ShimSpec) -> io::Result<()> {
     Ok(())
 }
 
+/// The variables every container process starts with.
+pub fn base_env(hostname: &str) -> Vec<(String, String)> {
+    vec![
+        ("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+        ("HOSTNAME".into(), hostname.into()),
+        ("HOME".into(), "/root".into()),
+    ]
+}
+
 fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, data)?;
@@ -250,7 +259,9 @@ pub fn main(spec_file: &Path, go_fd: RawFd, status_fd: RawFd) -> ! {
         }
     };
     let mut cmd = Command::new(&spec.cmd[0]);
-    cmd.args(&spec.cmd[1..]).envs(spec.env.iter().cloned()).current_dir("/").process_group(0);
+    // A container starts with a clean environment, as in Docker: PATH,
+    // HOSTNAME, HOME, then the user's and the links' variables.
+    cmd.args(&spec.cmd[1..]).env_clear().envs(base_env(&spec.hostname)).envs(spec.env.iter().cloned()).current_dir("/").process_group(0);
     cmd.stdin(Stdio::null()).stdout(log.try_clone().expect("dup log")).stderr(log);
     // SAFETY: restore default signal dispositions in the child before exec.
     unsafe {

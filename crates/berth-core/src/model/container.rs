@@ -153,6 +153,9 @@ pub struct Container {
     pub dns: Vec<IpAddr>,
     #[serde(default)]
     pub env: Vec<(String, String)>,
+    /// Link variables (`--link-env`) as computed at the last start.
+    #[serde(default)]
+    pub link_vars: Vec<(String, String)>,
 }
 
 impl Container {

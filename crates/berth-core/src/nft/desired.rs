@@ -17,6 +17,11 @@ use super::element::{Element, PortRange};
 pub fn network_elements(net: &Network) -> BTreeSet<Element> {
     let b = &net.bridge;
     let mut s = BTreeSet::from([Element::Bridge(b.clone()), Element::BridgePair(b.clone())]);
+    for c in &net.ipam {
+        if let ipnet::IpNet::V4(sub) = c.subnet {
+            s.insert(Element::Hairpin4 { start: sub.network(), end: sub.broadcast(), bridge: b.clone() });
+        }
+    }
     if net.internal {
         s.insert(Element::InternalBridge(b.clone()));
     }

@@ -34,6 +34,10 @@ pub enum Element {
     MasqBridge(String),
     /// `bridge_pairs`: `"br" . "br"`, i.e. traffic that stays on one network.
     BridgePair(String),
+    /// `hairpin4`: a network's subnet with its bridge; published-port traffic
+    /// from that subnet back out of that bridge is masqueraded (a container
+    /// reaching its own published port would otherwise get a packet from itself).
+    Hairpin4 { start: Ipv4Addr, end: Ipv4Addr, bridge: String },
     /// `links4`: with icc off, `src` may open connections to `dst:port/proto`.
     Link4 { src: Ipv4Addr, dst: Ipv4Addr, proto: Proto, port: u16 },
     /// `ports_any4`: host port on every local address → container address:port.
@@ -95,6 +99,7 @@ impl Element {
             Element::IccOff(_) => "icc_off_bridges",
             Element::MasqBridge(_) => "masq_bridges",
             Element::BridgePair(_) => "bridge_pairs",
+            Element::Hairpin4 { .. } => "hairpin4",
             Element::Link4 { .. } => "links4",
             Element::PortAny4 { .. } => "ports_any4",
             Element::PortAddr4 { .. } => "ports_addr4",
@@ -109,6 +114,7 @@ impl Element {
         match self {
             Element::Bridge(n) | Element::InternalBridge(n) | Element::IccOff(n) | Element::MasqBridge(n) => format!("\"{n}\""),
             Element::BridgePair(n) => format!("\"{n}\" . \"{n}\""),
+            Element::Hairpin4 { start, end, bridge } => format!("{} . \"{bridge}\"", range_text(*start, *end)),
             Element::Link4 { src, dst, proto, port } => format!("{src} . {dst} . {proto} . {port}"),
             Element::PortAny4 { proto, host_port, addr, port } => format!("{proto} . {host_port} : {addr} . {port}"),
             Element::PortAddr4 { host_ip, proto, host_port, addr, port } => {
@@ -134,12 +140,15 @@ impl Element {
     /// NFTA_SET_ELEM_KEY_END for concatenated interval sets: the inclusive end.
     pub fn key_end(&self) -> Option<Vec<u8>> {
         match self {
-            Element::Deny4 { .. } | Element::Allow4 { .. } | Element::Guarded4 { .. } => Some(self.key_at(true)),
+            Element::Deny4 { .. } | Element::Allow4 { .. } | Element::Guarded4 { .. } | Element::Hairpin4 { .. } => {
+                Some(self.key_at(true))
+            }
             _ => None,
         }
     }
 
     fn key_at(&self, end: bool) -> Vec<u8> {
+        let end_ = end;
         let mut v = Vec::with_capacity(32);
         match self {
             Element::Bridge(n) | Element::InternalBridge(n) | Element::IccOff(n) | Element::MasqBridge(n) => {
@@ -148,6 +157,10 @@ impl Element {
             Element::BridgePair(n) => {
                 v.extend_from_slice(&ifname_bytes(n));
                 v.extend_from_slice(&ifname_bytes(n));
+            }
+            Element::Hairpin4 { start, end, bridge } => {
+                v.extend_from_slice(&(if end_ { *end } else { *start }).octets());
+                v.extend_from_slice(&ifname_bytes(bridge));
             }
             Element::Link4 { src, dst, proto, port } => {
                 v.extend_from_slice(&src.octets());
@@ -225,6 +238,14 @@ mod tests {
         assert_eq!(words(&e.key()), "0100000a 040011ac 00000000 00000000");
         assert_eq!(words(&e.key_end().unwrap()), "0500000a 040011ac 000000ff 0000ffff");
         assert_eq!(e.text(), "10.0.0.1-10.0.0.5 . 172.17.0.4 . 0-255 . 0-65535");
+    }
+
+    #[test]
+    fn subnet_bridge_bytes_match_nft() {
+        // nft add element inet t s { 10.1.0.0/16 . "br1" }
+        let e = Element::Hairpin4 { start: "10.1.0.0".parse().unwrap(), end: "10.1.255.255".parse().unwrap(), bridge: "br1".into() };
+        assert_eq!(words(&e.key()), "0000010a 00317262 00000000 00000000 00000000");
+        assert_eq!(words(&e.key_end().unwrap()), "ffff010a 00317262 00000000 00000000 00000000");
     }
 
     #[test]

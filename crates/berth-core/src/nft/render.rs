@@ -19,6 +19,7 @@ const SETS: &[(&str, &str, &str)] = &[
     ("icc_off_bridges", "ifname", ""),
     ("masq_bridges", "ifname", ""),
     ("bridge_pairs", "ifname . ifname", ""),
+    ("hairpin4", "ipv4_addr . ifname", "interval"),
     ("links4", "ipv4_addr . ipv4_addr . inet_proto . inet_service", ""),
     ("ports_any4", "inet_proto . inet_service : ipv4_addr . inet_service", ""),
     ("ports_addr4", "ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service", ""),
@@ -51,7 +52,7 @@ const CHAINS: &str = r#"	chain raw_prerouting {
 	chain nat_postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
 		oifname @bridges ip saddr 127.0.0.0/8 masquerade comment "host loopback to a published port"
-		ct status dnat iifname . oifname @bridge_pairs masquerade comment "hairpin: container to a published port on its own network"
+		ct status dnat ip saddr . oifname @hairpin4 masquerade comment "hairpin: container to a published port on its own network"
 		iifname @masq_bridges oifname != @bridges masquerade comment "containers to the outside"
 	}
 

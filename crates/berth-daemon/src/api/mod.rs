@@ -4,6 +4,7 @@
 
 mod containers;
 mod networks;
+mod policies;
 mod system;
 
 use std::sync::Arc;
@@ -66,6 +67,8 @@ pub fn router(d: Shared) -> Router {
         .route("/networks/{key}", get(networks::inspect).delete(networks::remove))
         .route("/networks/{key}/connect", post(networks::connect))
         .route("/networks/{key}/disconnect", post(networks::disconnect))
+        .route("/policies", get(policies::list).post(policies::add))
+        .route("/policies/{id}", delete(policies::remove))
         .route("/containers/json", get(containers::list))
         .route("/containers/run", post(containers::run))
         .route("/containers/attach", post(containers::attach))

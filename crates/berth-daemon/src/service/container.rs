@@ -178,6 +178,7 @@ impl Daemon {
             link_env: req.link_env,
             dns: req.dns.clone(),
             env,
+            link_vars: vec![],
         })
     }
 
@@ -218,6 +219,11 @@ impl Daemon {
             }
             allocate(&mut st, &mut c, None)?;
             c.ports = super::ports::allocate(&st, self.kernel.as_ref(), &c)?;
+            c.link_vars = if c.link_env {
+                c.links.iter().filter_map(|l| st.container_by_name(&l.name).map(|t| link_env(&l.alias, &c.name, t))).flatten().collect()
+            } else {
+                vec![]
+            };
             c.state = ContainerState { status: RunState::Starting, started_at: now(), ..ContainerState::created() };
             st.containers.insert(id.clone(), c.clone());
         }
@@ -239,14 +245,7 @@ impl Daemon {
         let log = self.log_path(&c.id);
         std::fs::create_dir_all(log.parent().unwrap()).map_err(|e| DaemonError::Internal(e.to_string()))?;
         let mut env = c.env.clone();
-        if c.link_env {
-            let st = self.state.lock().unwrap();
-            for l in &c.links {
-                if let Some(t) = st.container_by_name(&l.name) {
-                    env.extend(link_env(&l.alias, &c.name, t));
-                }
-            }
-        }
+        env.extend(c.link_vars.iter().cloned());
         let ContainerKind::Run { cmd } = &c.kind else { unreachable!("only run containers are launched") };
         let spec = ShimSpec { id: c.id.clone(), hostname: c.hostname.clone(), cmd: cmd.clone(), env, dir: dir.clone(), log };
         self.write_runtime_files(c)?;
@@ -546,6 +545,7 @@ impl Daemon {
                 link_env: false,
                 dns: vec![],
                 env: vec![],
+                link_vars: vec![],
             };
             allocate(&mut st, &mut c, None)?;
             c.ports = super::ports::allocate(&st, self.kernel.as_ref(), &c)?;

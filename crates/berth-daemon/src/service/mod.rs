@@ -5,6 +5,7 @@
 pub mod container;
 pub mod endpoint;
 pub mod network;
+pub mod policy;
 pub mod ports;
 pub mod reconcile;
 pub mod recover;

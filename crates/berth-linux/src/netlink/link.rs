@@ -4,8 +4,8 @@ use std::os::fd::RawFd;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags,
-    LinkInfo as NlLinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth,
+    LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -179,6 +179,27 @@ pub fn set_up_without_ipv6_ll(sock: &mut RtSocket, name: &str) -> Result<()> {
     m.attributes.push(LinkAttribute::IfName(name.to_string()));
     m.attributes.push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)])]));
     sock.request(RouteNetlinkMessage::SetLink(m), 0, || format!("ip link set dev {name} up addrgenmode none"))
+}
+
+/// The host end of an endpoint, in one request:
+/// `ip link set dev NAME up addrgenmode none type bridge_slave hairpin on`.
+///
+/// Hairpin: a container that connects to its own published port has the
+/// translated packet bridged straight back out of the port it came in on
+/// (br_netfilter bridges DNAT'ed traffic whose target is on the same
+/// bridge), which a bridge only allows on hairpin ports.
+pub fn set_port_up(sock: &mut RtSocket, name: &str) -> Result<()> {
+    let mut m = LinkMessage::default();
+    m.header.flags = LinkFlags::Up;
+    m.header.change_mask = LinkFlags::Up;
+    m.attributes.push(LinkAttribute::IfName(name.to_string()));
+    m.attributes.push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)])]));
+    m.attributes.push(LinkAttribute::LinkInfo(vec![
+        NlLinkInfo::PortKind(InfoPortKind::Bridge),
+        NlLinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(true)])),
+    ]));
+    // RTM_NEWLINK without NLM_F_CREATE changes an existing link, port options included.
+    sock.request(RouteNetlinkMessage::NewLink(m), 0, || format!("ip link set dev {name} up addrgenmode none type bridge_slave hairpin on"))
 }
 
 /// `ip link set dev NAME down`: cuts an endpoint off at once (its deletion,

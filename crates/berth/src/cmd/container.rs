@@ -220,6 +220,7 @@ pub async fn exec(c: &Client, name: &str, cmd: &[String]) -> Result<u8> {
             berth_linux::nsexec::namespaces_of_pid(pid as u32)
         }
     };
+    // The container's environment (Config.Env), as Docker's exec does.
     let env: Vec<(String, String)> = v["Config"]["Env"]
         .as_array()
         .map(|a| a.iter().filter_map(|e| e.as_str()?.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect())

@@ -1,0 +1,224 @@
+//! Root tests of the seed's same-host story on nftables: icc, links,
+//! published ports (TCP, UDP, ranges, random ports, 127.0.0.1), hairpin,
+//! source policies, conflicts, and survival of restarts and `nft flush`.
+//! An "outside" namespace plays another machine (10.99.0.2, the host is
+//! 10.99.0.1 on its side).
+
+mod common;
+
+use common::*;
+
+fn outside_tcp(ip: &str, port: u16) -> Option<String> {
+    let o = sh_out(&format!("ip netns exec outside socat -T2 - TCP:{ip}:{port},connect-timeout=1 </dev/null"));
+    let out = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    (o.status.success() && !out.is_empty()).then_some(out)
+}
+
+fn host_tcp(ip: &str, port: u16) -> Option<String> {
+    let o = sh_out(&format!("socat -T2 - TCP:{ip}:{port},connect-timeout=1 </dev/null"));
+    let out = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    (o.status.success() && !out.is_empty()).then_some(out)
+}
+
+fn hosts_of(s: &Sandbox, name: &str) -> String {
+    String::from_utf8_lossy(&s.exec(name, "cat /etc/hosts").stdout).into_owned()
+}
+
+#[test]
+fn icc_off_cuts_every_port_and_links_open_exposed_ones() {
+    let Some(s) = Sandbox::new() else { return };
+    s.ok(&["network", "create", "-o", "icc=false", "quiet"]);
+    // first serves 80 (exposed) and 81 (not exposed); second serves 80.
+    s.run("first", &["--network", "quiet", "--expose", "80"], "socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:'echo ok-from-first' & exec socat TCP-LISTEN:81,fork,reuseaddr SYSTEM:'echo eighty-one'");
+    s.server("second", &["--network", "quiet"], 80);
+    let (first, second) = (s.ip("first", "quiet"), s.ip("second", "quiet"));
+    // icc off: nothing between first and second, any port, any protocol, either way.
+    assert_eq!(s.tcp_from("second", &first, 80), None);
+    assert_eq!(s.tcp_from("second", &first, 81), None);
+    assert_eq!(s.tcp_from("first", &second, 80), None);
+    assert!(!s.ping_from("first", &second));
+    assert!(!s.ping_from("second", &first));
+    // third links to first: the exposed port by alias, nothing else.
+    s.run("third", &["--network", "quiet", "--link", "first:firsttest"], "sleep 1000");
+    let hosts = hosts_of(&s, "third");
+    assert!(hosts.contains(&format!("{first}\tfirsttest first")), "{hosts}");
+    assert_eq!(s.tcp_from("third", "firsttest", 80).as_deref(), Some("ok-from-first"));
+    assert_eq!(s.tcp_from("third", "first", 80).as_deref(), Some("ok-from-first"));
+    assert_eq!(s.tcp_from("third", &first, 81), None, "unexposed port stays closed");
+    assert!(!s.ping_from("third", &first), "ICMP is not an exposed port");
+    assert_eq!(s.tcp_from("third", &second, 80), None, "second stays unreachable");
+    let third = s.ip("third", "quiet");
+    s.run("probe", &["--network", "quiet"], "sleep 1000");
+    assert_eq!(s.tcp_from("first", &third, 80), None, "the linked container cannot open connections back");
+    let v = s.inspect("third");
+    assert_eq!(v["HostConfig"]["Links"][0], "/first:/third/firsttest");
+    // The linked container is re-created with a new address: hosts and rules follow.
+    s.ok(&["rm", "-f", "first"]);
+    assert!(!hosts_of(&s, "third").contains("firsttest"), "entry goes with the container");
+    s.run("blocker", &["--network", "quiet"], "sleep 1000");
+    s.server("first", &["--network", "quiet", "--expose", "80"], 80);
+    let first2 = s.ip("first", "quiet");
+    assert_ne!(first2, first);
+    s.eventually("hosts entry updated", || hosts_of(&s, "third").contains(&format!("{first2}\tfirsttest first")));
+    assert_eq!(s.tcp_from("third", "firsttest", 80).as_deref(), Some("ok-from-first"));
+    assert_eq!(s.tcp_from("blocker", &first2, 80), None, "the old address's allowance did not move to someone else");
+}
+
+#[test]
+fn daemon_icc_false_applies_to_default_network_and_link_env() {
+    let Some(s) = Sandbox::with_args(&["--icc=false"]) else { return };
+    s.server("db", &["--expose", "5432"], 5432);
+    s.server("other", &[], 80);
+    let db = s.ip("db", "berth0");
+    s.run("app", &["--link", "db:database", "--link-env"], "sleep 1000");
+    assert_eq!(s.tcp_from("app", "database", 5432).as_deref(), Some("ok-from-db"));
+    assert_eq!(s.tcp_from("app", &s.ip("other", "berth0"), 80), None);
+    let env = String::from_utf8_lossy(&s.exec("app", "env").stdout).into_owned();
+    assert!(env.contains(&format!("DATABASE_PORT_5432_TCP=tcp://{db}:5432")), "{env}");
+    assert!(env.contains(&format!("DATABASE_PORT_5432_TCP_ADDR={db}")));
+    assert!(env.contains("DATABASE_PORT_5432_TCP_PORT=5432"));
+    assert!(env.contains("DATABASE_PORT_5432_TCP_PROTO=tcp"));
+    assert!(env.contains("DATABASE_NAME=/app/database"));
+    s.run("noenv", &["--link", "db"], "sleep 1000");
+    let env = String::from_utf8_lossy(&s.exec("noenv", "env").stdout).into_owned();
+    assert!(!env.contains("DB_PORT"), "link variables are off without --link-env");
+}
+
+#[test]
+fn published_port_from_outside_host_and_containers() {
+    let Some(s) = Sandbox::new() else { return };
+    s.outside(&["127.0.0.0/8"]);
+    s.server("firstcentos", &["-p", "32768:80"], 80);
+    s.server("loop", &["-p", "127.0.0.1:8081:80"], 80);
+    s.run("client", &[], "sleep 1000");
+    s.ok(&["network", "create", "elsewhere"]);
+    s.run("remote", &["--network", "elsewhere"], "sleep 1000");
+    assert_eq!(s.ok(&["port", "firstcentos"]).trim(), "80/tcp -> 0.0.0.0:32768");
+    assert_eq!(s.ok(&["port", "firstcentos", "80"]).trim(), "0.0.0.0:32768");
+    let v = s.inspect("firstcentos");
+    assert_eq!(v["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"], "32768");
+    // From another machine, through the host's address.
+    assert_eq!(outside_tcp("10.99.0.1", 32768).as_deref(), Some("ok-from-firstcentos"));
+    // From the host itself: loopback and its own addresses.
+    assert_eq!(host_tcp("127.0.0.1", 32768).as_deref(), Some("ok-from-firstcentos"));
+    assert_eq!(host_tcp("10.99.0.1", 32768).as_deref(), Some("ok-from-firstcentos"));
+    // From containers, through a host address (hairpin), same and other network.
+    assert_eq!(s.tcp_from("client", "10.99.0.1", 32768).as_deref(), Some("ok-from-firstcentos"));
+    assert_eq!(s.tcp_from("firstcentos", "10.99.0.1", 32768).as_deref(), Some("ok-from-firstcentos"), "to itself");
+    assert_eq!(s.tcp_from("remote", "10.99.0.1", 32768).as_deref(), Some("ok-from-firstcentos"));
+    // 127.0.0.1-only: the host yes, the neighbour no, even routing 127/8 at us.
+    assert_eq!(host_tcp("127.0.0.1", 8081).as_deref(), Some("ok-from-loop"));
+    assert_eq!(outside_tcp("127.0.0.1", 8081), None);
+    assert_eq!(outside_tcp("10.99.0.1", 8081), None);
+    // Unpublished ports are not reachable from outside, directly or via the host.
+    let ip = s.ip("firstcentos", "berth0");
+    sh("ip -n outside route add 172.17.0.0/16 via 10.99.0.1");
+    assert_eq!(outside_tcp(&ip, 80), None);
+}
+
+#[test]
+fn udp_ranges_random_ports_and_conflicts() {
+    let Some(s) = Sandbox::new() else { return };
+    s.outside(&[]);
+    s.run("dns", &["-p", "5353:53/udp"], "exec socat UDP-RECVFROM:53,fork SYSTEM:'echo ok-udp'");
+    let udp = sh("ip netns exec outside sh -c 'echo q | socat -T2 - UDP:10.99.0.1:5353'");
+    assert_eq!(udp.trim(), "ok-udp");
+    // A range, equal lengths.
+    s.run("ranged", &["-p", "9000-9002:7000-7002"], "socat TCP-LISTEN:7000,fork SYSTEM:'echo r0' & socat TCP-LISTEN:7001,fork SYSTEM:'echo r1' & exec socat TCP-LISTEN:7002,fork SYSTEM:'echo r2'");
+    for (hp, want) in [(9000, "r0"), (9001, "r1"), (9002, "r2")] {
+        assert_eq!(outside_tcp("10.99.0.1", hp).as_deref(), Some(want));
+    }
+    assert_eq!(s.ok(&["port", "ranged"]).lines().count(), 3);
+    // Random host ports come from the kernel's ephemeral range.
+    sh("sysctl -qw net.ipv4.ip_local_port_range='40000 40100'");
+    s.server("rnd", &["-p", "80", "--expose", "81", "-P"], 80);
+    let ports = s.ok(&["port", "rnd"]);
+    assert_eq!(ports.lines().count(), 2, "{ports}");
+    for l in ports.lines() {
+        let hp: u16 = l.rsplit(':').next().unwrap().parse().unwrap();
+        assert!((40000..=40100).contains(&hp), "{l}");
+    }
+    let hp: u16 = s.ok(&["port", "rnd", "80"]).trim().rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(outside_tcp("10.99.0.1", hp).as_deref(), Some("ok-from-rnd"));
+    // Conflicts: another berth mapping, then a host process; nothing half-applied.
+    s.server("web", &["-p", "8080:80"], 80);
+    let before = (s.store_dump(), s.kernel_view());
+    let err = s.fails(&["run", "-d", "--name", "web2", "-p", "8079-8081:8079-8081", "--", "sleep", "1"]);
+    assert!(err.contains("Bind for 0.0.0.0:8080 failed: port is already allocated"), "{err}");
+    let err = s.fails(&["run", "-d", "--name", "web3", "-p", "127.0.0.1:8080:80", "--", "sleep", "1"]);
+    assert!(err.contains("Bind for 127.0.0.1:8080 failed: port is already allocated"), "{err}");
+    sh("sh -c 'socat TCP-LISTEN:8090,fork,reuseaddr SYSTEM:true >/dev/null 2>&1 &' ; sleep 0.3");
+    let err = s.fails(&["run", "-d", "--name", "web4", "-p", "8090:80", "--", "sleep", "1"]);
+    assert!(err.contains("0.0.0.0:8090") && err.contains("address already in use"), "{err}");
+    assert_eq!((s.store_dump(), s.kernel_view()), before, "a refused publish changes nothing");
+    sh("pkill -f 'TCP-LISTE[N]:8090' || true");
+}
+
+#[test]
+fn removed_mapping_takes_its_conntrack_state() {
+    let Some(s) = Sandbox::new() else { return };
+    s.outside(&[]);
+    s.run("old", &["-p", "5400:53/udp"], "exec socat UDP-RECVFROM:53,fork SYSTEM:'echo from-old'");
+    let ask = || sh("ip netns exec outside sh -c 'echo q | socat -T2 - UDP:10.99.0.1:5400,sourceport=40404'").trim().to_string();
+    assert_eq!(ask(), "from-old");
+    s.ok(&["rm", "-f", "old"]);
+    s.run("spacer", &[], "sleep 1000");
+    s.run("new", &["-p", "5400:53/udp"], "exec socat UDP-RECVFROM:53,fork SYSTEM:'echo from-new'");
+    assert_eq!(ask(), "from-new", "the same flow reaches the new mapping, not a stale translation");
+}
+
+#[test]
+fn source_policies_hold_for_published_and_direct_traffic() {
+    let Some(mut s) = Sandbox::new() else { return };
+    s.outside(&["172.17.0.0/16"]);
+    sh("ip netns add outside2 && ip link add uplink2 type veth peer name eth0 netns outside2 && ip addr add 10.98.0.1/24 dev uplink2 && ip link set uplink2 up && ip -n outside2 addr add 10.98.0.2/24 dev eth0 && ip -n outside2 link set eth0 up && ip -n outside2 route add default via 10.98.0.1");
+    s.server("fourcentos", &["-p", "8000:80"], 80);
+    s.run("neighbour", &[], "sleep 1000");
+    assert_eq!(outside_tcp("10.99.0.1", 8000).as_deref(), Some("ok-from-fourcentos"));
+    let id = s.ok(&["policy", "deny", "--from", "10.99.0.2", "--to", "fourcentos:80"]).trim().to_string();
+    assert_eq!(outside_tcp("10.99.0.1", 8000), None, "the denied outsider is dropped");
+    let other = sh("ip netns exec outside2 socat -T2 - TCP:10.98.0.1:8000,connect-timeout=1 </dev/null");
+    assert_eq!(other.trim(), "ok-from-fourcentos", "nobody else is");
+    assert_eq!(host_tcp("127.0.0.1", 8000).as_deref(), Some("ok-from-fourcentos"));
+    assert_eq!(s.tcp_from("neighbour", &s.ip("fourcentos", "berth0"), 80).as_deref(), Some("ok-from-fourcentos"));
+    assert!(s.ok(&["policy", "ls"]).contains(&id));
+    // Survives a daemon restart, and nft flush ruleset + reconcile.
+    s.stop_daemon(false);
+    assert_eq!(outside_tcp("10.99.0.1", 8000), None, "held while the daemon is down");
+    s.start_daemon();
+    assert_eq!(outside_tcp("10.99.0.1", 8000), None);
+    sh("nft flush ruleset");
+    let changes = s.ok(&["reconcile"]);
+    assert!(changes.contains("nft table inet berth"), "{changes}");
+    assert_eq!(outside_tcp("10.99.0.1", 8000), None);
+    assert_eq!(host_tcp("10.99.0.1", 8000).as_deref(), Some("ok-from-fourcentos"), "mapping back");
+    // Applies again to a re-created container of that name.
+    s.ok(&["rm", "-f", "fourcentos"]);
+    s.server("fourcentos", &["-p", "8000:80"], 80);
+    assert_eq!(outside_tcp("10.99.0.1", 8000), None);
+    // allow: once a port has an allow, only allowed sources reach it.
+    s.ok(&["policy", "rm", &id]);
+    assert_eq!(outside_tcp("10.99.0.1", 8000).as_deref(), Some("ok-from-fourcentos"));
+    s.ok(&["policy", "allow", "--from", "10.98.0.0/24", "--to", "fourcentos:80"]);
+    assert_eq!(outside_tcp("10.99.0.1", 8000), None);
+    let other = sh("ip netns exec outside2 socat -T2 - TCP:10.98.0.1:8000,connect-timeout=1 </dev/null");
+    assert_eq!(other.trim(), "ok-from-fourcentos");
+    // Direct traffic to the container address is covered too.
+    assert_eq!(s.tcp_from("neighbour", &s.ip("fourcentos", "berth0"), 80), None);
+}
+
+#[test]
+fn users_own_table_wins() {
+    let Some(s) = Sandbox::new() else { return };
+    s.outside(&[]);
+    s.server("web", &["-p", "8000:80"], 80);
+    assert_eq!(outside_tcp("10.99.0.1", 8000).as_deref(), Some("ok-from-web"));
+    // The README's example: a drop in the user's own table is final.
+    sh("nft -f - <<'EOF'\ntable inet mine {\n  chain forward {\n    type filter hook forward priority filter - 10; policy accept;\n    ip saddr 10.99.0.2 tcp dport 80 drop\n  }\n}\nEOF");
+    assert_eq!(outside_tcp("10.99.0.1", 8000), None);
+    s.ok(&["reconcile"]);
+    assert!(sh("nft list tables").contains("table inet mine"), "berth never touches other tables");
+    assert_eq!(outside_tcp("10.99.0.1", 8000), None);
+    sh("nft delete table inet mine");
+    assert_eq!(outside_tcp("10.99.0.1", 8000).as_deref(), Some("ok-from-web"));
+}
