@@ -1,5 +1,227 @@
-//! `berth demo` (filled in below).
-use std::process::ExitCode;
+//! `berth demo`: the seed's story, live, in a private sandbox (own network
+//! and mount namespaces: the host's network is never changed). It starts a
+//! daemon, runs the same commands a user would type — printed with their
+//! output — probes who reaches whom, and cleans up. Every probe states what
+//! Docker's network model expects; the demo fails if reality differs.
+
+use std::process::{Command, ExitCode, Output};
+
+use anyhow::Result;
+
+use crate::local::{enter_sandbox, LocalDaemon};
+
 #[derive(clap::Args)]
-pub struct DemoArgs {}
-pub fn run(_a: &DemoArgs) -> ExitCode { ExitCode::SUCCESS }
+pub struct DemoArgs {
+    /// Also print each command's full output.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+struct Demo {
+    host: String,
+    verbose: bool,
+    failures: Vec<String>,
+}
+
+fn sh(cmd: &str) -> Output {
+    Command::new("sh").arg("-c").arg(cmd).output().expect("sh")
+}
+
+impl Demo {
+    fn section(&self, title: &str, text: &str) {
+        println!("\n== {title}\n   {text}");
+    }
+
+    /// Runs a berth command as the user would, showing it.
+    fn berth(&mut self, args: &[&str]) -> String {
+        let quote = |a: &&str| match (a.contains(' '), a.contains('\'')) {
+            (false, false) => a.to_string(),
+            (_, false) => format!("'{a}'"),
+            (_, true) => format!("\"{}\"", a.replace('"', "\\\"")),
+        };
+        println!("$ berth {}", args.iter().map(quote).collect::<Vec<_>>().join(" "));
+        let o = Command::new("/proc/self/exe").args(args).env("BERTH_HOST", &self.host).output().expect("berth");
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        let shown: Vec<&str> = out.lines().collect();
+        let limit = if self.verbose { usize::MAX } else { 12 };
+        for l in shown.iter().take(limit) {
+            println!("  {l}");
+        }
+        if shown.len() > limit {
+            println!("  … ({} more lines)", shown.len() - limit);
+        }
+        for l in err.lines() {
+            println!("  {l}");
+        }
+        if !o.status.success() && !args.contains(&"--expect-failure") {
+            self.failures.push(format!("berth {} failed: {err}", args.join(" ")));
+        }
+        out
+    }
+
+    /// A probe with an expectation.
+    fn expect(&mut self, what: &str, reached: bool, want: bool) {
+        let verdict = if reached { "reachable" } else { "blocked" };
+        let ok = reached == want;
+        println!("  {} {what}: {verdict}{}", if ok { "✔" } else { "✘" }, if ok { "" } else { "  ← NOT AS EXPECTED" });
+        if !ok {
+            self.failures.push(format!("{what}: {verdict}, expected {}", if want { "reachable" } else { "blocked" }));
+        }
+    }
+
+    fn exec_ok(&self, name: &str, cmd: &str) -> bool {
+        Command::new("/proc/self/exe")
+            .args(["exec", name, "--", "sh", "-c", cmd])
+            .env("BERTH_HOST", &self.host)
+            .output()
+            .map(|o| o.status.success() && !String::from_utf8_lossy(&o.stdout).trim().is_empty())
+            .unwrap_or(false)
+    }
+
+    fn tcp(&self, from: &str, to: &str, port: u16) -> bool {
+        self.exec_ok(from, &format!("socat -T2 - TCP:{to}:{port},connect-timeout=1 </dev/null"))
+    }
+
+    fn ping(&self, from: &str, to: &str) -> bool {
+        self.exec_ok(from, &format!("ping -c1 -W1 {to} >/dev/null && echo ok"))
+    }
+
+    fn ip(&self, name: &str, net: &str) -> String {
+        let o = Command::new("/proc/self/exe").args(["inspect", name]).env("BERTH_HOST", &self.host).output().expect("inspect");
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        v[0]["NetworkSettings"]["Networks"][net]["IPAddress"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+fn server(name: &str) -> String {
+    format!("exec socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:'echo hello from {name}'")
+}
+
+pub fn run(a: &DemoArgs) -> ExitCode {
+    for tool in ["nft", "ip", "socat", "ping"] {
+        if sh(&format!("command -v {tool}")).stdout.is_empty() {
+            eprintln!("berth demo needs `{tool}` (run ./install.sh, or apt-get install nftables iproute2 socat iputils-ping)");
+            return ExitCode::from(1);
+        }
+    }
+    if let Err(e) = enter_sandbox() {
+        eprintln!("berth demo: {e:#}");
+        return ExitCode::from(1);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    match rt.block_on(demo(a)) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(n) => {
+            eprintln!("\nberth demo: {n} expectation(s) not met");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("berth demo: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn demo(a: &DemoArgs) -> Result<usize> {
+    println!("berth demo — Docker's container network model on netlink and nftables.");
+    println!("Everything below happens in a private network namespace; the host is untouched.");
+    let d = LocalDaemon::start(&["--log-level", "warn"]).await?;
+    let mut m = Demo { host: d.host_env(), verbose: a.verbose, failures: vec![] };
+    // An "outside" machine wired to our sandbox host: host 10.99.0.1, outsider 10.99.0.2.
+    for c in [
+        "ip netns add outside",
+        "ip link add uplink type veth peer name eth0 netns outside",
+        "ip addr add 10.99.0.1/24 dev uplink && ip link set uplink up",
+        "ip -n outside addr add 10.99.0.2/24 dev eth0 && ip -n outside link set eth0 up && ip -n outside link set lo up",
+        "ip -n outside route add default via 10.99.0.1",
+    ] {
+        sh(c);
+    }
+
+    m.section("1. The default bridge", "Containers get an address on bridge berth0 (like docker0) and reach each other.");
+    m.berth(&["network", "ls"]);
+    m.berth(&["run", "-d", "--name", "firstcentos", "-p", "32768:80", "--", "sh", "-c", &server("firstcentos")]);
+    m.berth(&["run", "-d", "--name", "secondcentos", "--", "sh", "-c", &server("secondcentos")]);
+    m.berth(&["ps"]);
+    let first = m.ip("firstcentos", "berth0");
+    let r = m.ping("secondcentos", &first);
+    m.expect(&format!("secondcentos → firstcentos ({first}) ping"), r, true);
+    let r = m.tcp("secondcentos", &first, 80);
+    m.expect(&format!("secondcentos → firstcentos:80 (the seed's curl)"), r, true);
+
+    m.section("2. Deny inter-container traffic (--icc=false)", "On a network with icc off, no container can open a connection to another.");
+    m.berth(&["network", "create", "-o", "icc=false", "quiet"]);
+    m.berth(&["run", "-d", "--name", "one", "--network", "quiet", "--expose", "80", "--", "sh", "-c", &server("one")]);
+    m.berth(&["run", "-d", "--name", "two", "--network", "quiet", "--", "sh", "-c", &server("two")]);
+    let (one, two) = (m.ip("one", "quiet"), m.ip("two", "quiet"));
+    let r = m.tcp("two", &one, 80);
+    m.expect("two → one:80", r, false);
+    let r = m.ping("one", &two);
+    m.expect("one → two ping", r, false);
+
+    m.section("3. Allow one pair (--link)", "three links to one as 'firsttest': one's exposed port opens, nothing else does.");
+    m.berth(&["run", "-d", "--name", "three", "--network", "quiet", "--link", "one:firsttest", "--", "sleep", "1000"]);
+    m.berth(&["exec", "three", "--", "grep", "firsttest", "/etc/hosts"]);
+    let r = m.tcp("three", "firsttest", 80);
+    m.expect("three → firsttest:80 (by alias)", r, true);
+    let r = m.tcp("three", &two, 80);
+    m.expect("three → two:80", r, false);
+    let three = m.ip("three", "quiet");
+    let r = m.tcp("one", &three, 80);
+    m.expect("one → three (no way back)", r, false);
+
+    m.section("4. ip_forward and NAT", "berth turned on forwarding; traffic leaving a bridge is masqueraded.");
+    m.berth(&["info"]);
+    sh("ip netns exec outside sh -c 'socat TCP-LISTEN:8000,fork,reuseaddr SYSTEM:\"echo you are \\$SOCAT_PEERADDR\" >/dev/null 2>&1 &'; sleep 0.3");
+    m.berth(&["exec", "secondcentos", "--", "socat", "-T2", "-", "TCP:10.99.0.2:8000"]);
+
+    m.section("5. Port mapping (-p 32768:80)", "firstcentos:80 is published on host port 32768: from another machine, the host, and containers.");
+    m.berth(&["port", "firstcentos"]);
+    let r = sh("ip netns exec outside socat -T2 - TCP:10.99.0.1:32768,connect-timeout=1 </dev/null").status.success();
+    m.expect("outside machine → host:32768", r, true);
+    let r = sh("socat -T2 - TCP:127.0.0.1:32768,connect-timeout=1 </dev/null").status.success();
+    m.expect("host → 127.0.0.1:32768", r, true);
+    let r = m.tcp("secondcentos", "10.99.0.1", 32768);
+    m.expect("container → host address:32768 (hairpin)", r, true);
+    let r = sh(&format!("ip netns exec outside socat -T2 - TCP:{first}:80,connect-timeout=1 </dev/null")).status.success();
+    m.expect("outside machine → container address directly", r, false);
+    m.berth(&["rules"]);
+
+    m.section("6. Restrict source addresses", "The seed's `iptables -I docker -s ... -j DROP`, as a policy that survives restarts.");
+    m.berth(&["policy", "deny", "--from", "10.99.0.2", "--to", "firstcentos:80"]);
+    m.berth(&["policy", "ls"]);
+    let r = sh("ip netns exec outside socat -T2 - TCP:10.99.0.1:32768,connect-timeout=1 </dev/null").status.success();
+    m.expect("outside machine (10.99.0.2) → host:32768", r, false);
+    let r = sh("socat -T2 - TCP:127.0.0.1:32768,connect-timeout=1 </dev/null").status.success();
+    m.expect("host → 127.0.0.1:32768", r, true);
+    println!("  Someone runs `nft flush ruleset`; berth reconcile puts everything back:");
+    sh("nft flush ruleset");
+    m.berth(&["reconcile"]);
+    let r = sh("ip netns exec outside socat -T2 - TCP:10.99.0.1:32768,connect-timeout=1 </dev/null").status.success();
+    m.expect("outside machine → host:32768 after flush + reconcile", r, false);
+    let r = sh("socat -T2 - TCP:127.0.0.1:32768,connect-timeout=1 </dev/null").status.success();
+    m.expect("host → 127.0.0.1:32768 after flush + reconcile", r, true);
+
+    m.section("7. Separate networks", "Containers on different networks cannot reach each other; an internal network has no way out.");
+    m.berth(&["network", "create", "--internal", "backend"]);
+    m.berth(&["run", "-d", "--name", "db", "--network", "backend", "--", "sleep", "1000"]);
+    let db = m.ip("db", "backend");
+    let r = m.ping("secondcentos", &db);
+    m.expect("secondcentos (berth0) → db (backend)", r, false);
+    let r = m.exec_ok("db", "socat -T2 - TCP:10.99.0.2:8000,connect-timeout=1 </dev/null");
+    m.expect("db → outside machine", r, false);
+
+    println!("\n== Cleaning up");
+    d.shutdown().await;
+    sh("ip netns pids outside | xargs -r kill; ip netns del outside");
+    let n = m.failures.len();
+    if n == 0 {
+        println!("All expectations met. berth left nothing behind (the sandbox is gone with this process).");
+    } else {
+        for f in &m.failures {
+            println!("  ✘ {f}");
+        }
+    }
+    Ok(n)
+}
