@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ "$(id -u)" != 0 ]; then echo "test.sh: run as root (root tests create namespaces)" >&2; exit 1; fi
-./scripts/deps.sh nftables iproute2 socat iputils-ping conntrack procps iperf3 ca-certificates
+./scripts/deps.sh nftables iproute2 socat iputils-ping conntrack procps iperf3 dnsutils ca-certificates
 command -v cargo >/dev/null 2>&1 || ./scripts/deps.sh cargo
 cargo test --workspace --locked -- --test-threads "${BERTH_TEST_THREADS:-4}"
 ./scripts/check-host-clean.sh

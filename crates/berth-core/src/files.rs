@@ -60,6 +60,21 @@ pub fn render_resolv(host: &str, override_ns: &[IpAddr]) -> String {
     s
 }
 
+/// resolv.conf of a container on a user-defined network: berth's resolver
+/// for that network (which forwards what is not a container name to the
+/// `--dns` servers or the host's), then the host's search and options.
+pub fn render_resolv_embedded(host: &str, server: IpAddr) -> String {
+    let mut s = format!("nameserver {server}\n");
+    for line in host.lines() {
+        let t = line.trim();
+        if t.starts_with("search ") || t.starts_with("domain ") || t.starts_with("options ") {
+            s.push_str(t);
+            s.push('\n');
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +89,12 @@ mod tests {
         assert!(h.contains("172.17.0.3\tweb\n"));
         assert!(h.contains("172.17.0.2\tdb mysql\n"));
         assert!(h.starts_with("127.0.0.1\tlocalhost\n"));
+    }
+
+    #[test]
+    fn resolv_embedded() {
+        let r = render_resolv_embedded("nameserver 127.0.0.53\nsearch corp\n", "172.18.0.1".parse().unwrap());
+        assert_eq!(r, "nameserver 172.18.0.1\nsearch corp\n");
     }
 
     #[test]

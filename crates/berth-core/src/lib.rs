@@ -8,6 +8,7 @@
 //! tested without root.
 
 pub mod config;
+pub mod dns;
 pub mod error;
 pub mod files;
 pub mod ipam;

@@ -24,6 +24,7 @@ pub struct Daemon {
     pub kernel: Arc<dyn Kernel>,
     pub state: Mutex<State>,
     pub fw: Firewall,
+    pub dns: crate::dns::Dns,
     /// The berth binary, re-executed as `berth shim` for each container.
     pub exe: PathBuf,
     /// Runtime handle for per-container exit watchers (None in unit tests).
@@ -48,6 +49,7 @@ impl Daemon {
             kernel,
             state: Mutex::new(state),
             fw: Firewall::default(),
+            dns: Default::default(),
             exe: PathBuf::from("/proc/self/exe"),
             rt,
             forwarding_on: AtomicBool::new(false),
@@ -62,6 +64,10 @@ impl Daemon {
             info!("reconcile at start: {}", report.join("; "));
         }
         d.watch_all();
+        let nets: Vec<Network> = d.state.lock().unwrap().networks.values().cloned().collect();
+        for n in &nets {
+            d.dns_start(n);
+        }
         Ok(d)
     }
 

@@ -77,8 +77,8 @@ pub trait Kernel: Send + Sync + 'static {
     fn port_bindable(&self, udp: bool, ip: Option<std::net::IpAddr>, port: u16) -> std::io::Result<()>;
     /// The kernel's ephemeral port range (for random host ports).
     fn ephemeral_range(&self) -> (u16, u16);
-    /// Forgets NAT state of a removed mapping so no flow keeps using it.
-    fn flush_conntrack(&self, proto: berth_core::model::Proto, host_port: u16) -> Result<()>;
+    /// Forgets NAT state of removed mappings so no flow keeps using them.
+    fn flush_conntrack(&self, mappings: &[berth_core::model::PortMapping]) -> Result<()>;
 }
 
 /// The real kernel. Host-side netlink sockets are pooled so concurrent
@@ -385,7 +385,8 @@ impl Kernel for LinuxKernel {
         berth_linux::ports::ephemeral_range()
     }
 
-    fn flush_conntrack(&self, proto: berth_core::model::Proto, host_port: u16) -> Result<()> {
-        Ok(berth_linux::conntrack::delete_by_orig_dport(proto.number(), host_port)?)
+    fn flush_conntrack(&self, mappings: &[berth_core::model::PortMapping]) -> Result<()> {
+        let ports = mappings.iter().map(|m| (m.container.proto.number(), m.host_port)).collect();
+        Ok(berth_linux::conntrack::delete_by_orig_dport(&ports)?)
     }
 }

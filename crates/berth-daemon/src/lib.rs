@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod daemon;
+pub mod dns;
 pub mod error;
 pub mod firewall;
 pub mod kernel;

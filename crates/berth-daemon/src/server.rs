@@ -39,6 +39,12 @@ pub async fn serve(cfg: DaemonConfig) -> Result<()> {
             _ = term.recv() => {},
         }
         info!("shutting down; containers keep running (live-restore)");
+        // Requests in flight get a bounded time to finish.
+        tokio::spawn(async {
+            tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+            tracing::warn!("requests still running after 10 s; exiting anyway");
+            std::process::exit(0);
+        });
     };
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(|e| DaemonError::Internal(e.to_string()))?;
     let _ = std::fs::remove_file(&socket);

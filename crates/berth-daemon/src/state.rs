@@ -20,14 +20,25 @@ pub struct Containers {
     by_name: HashMap<String, String>,
     used: HashMap<String, BTreeSet<IpAddr>>,
     linked_by: HashMap<String, BTreeSet<String>>,
+    /// For DNS: (network id, address) → container id.
+    by_ip: HashMap<(String, IpAddr), String>,
+    /// For DNS: lowercase name → container ids (names differ in case only rarely).
+    by_lname: HashMap<String, BTreeSet<String>>,
+    /// For DNS: (network id, lowercase alias) → container ids.
+    aliases: HashMap<(String, String), BTreeSet<String>>,
 }
 
 impl Containers {
     fn index(&mut self, c: &Container) {
         self.by_name.insert(c.name.clone(), c.id.clone());
+        self.by_lname.entry(c.name.to_ascii_lowercase()).or_default().insert(c.id.clone());
         for a in &c.attachments {
             if let Some(e) = &a.endpoint {
                 self.used.entry(a.network_id.clone()).or_default().insert(e.ip);
+                self.by_ip.insert((a.network_id.clone(), e.ip), c.id.clone());
+            }
+            for al in &a.aliases {
+                self.aliases.entry((a.network_id.clone(), al.to_ascii_lowercase())).or_default().insert(c.id.clone());
             }
         }
         for l in &c.links {
@@ -39,10 +50,30 @@ impl Containers {
         if self.by_name.get(&c.name) == Some(&c.id) {
             self.by_name.remove(&c.name);
         }
+        let lname = c.name.to_ascii_lowercase();
+        if let Some(set) = self.by_lname.get_mut(&lname) {
+            set.remove(&c.id);
+            if set.is_empty() {
+                self.by_lname.remove(&lname);
+            }
+        }
         for a in &c.attachments {
             if let Some(e) = &a.endpoint {
                 if let Some(set) = self.used.get_mut(&a.network_id) {
                     set.remove(&e.ip);
+                }
+                let key = (a.network_id.clone(), e.ip);
+                if self.by_ip.get(&key) == Some(&c.id) {
+                    self.by_ip.remove(&key);
+                }
+            }
+            for al in &a.aliases {
+                let key = (a.network_id.clone(), al.to_ascii_lowercase());
+                if let Some(set) = self.aliases.get_mut(&key) {
+                    set.remove(&c.id);
+                    if set.is_empty() {
+                        self.aliases.remove(&key);
+                    }
                 }
             }
         }
@@ -101,6 +132,26 @@ impl Containers {
     /// Ids of containers with a `--link` to `name`.
     pub fn linking_to(&self, name: &str) -> impl Iterator<Item = &Container> {
         self.linked_by.get(name).into_iter().flatten().filter_map(|id| self.by_id.get(id))
+    }
+
+    /// The container holding `ip` on a network.
+    pub fn by_ip(&self, network_id: &str, ip: IpAddr) -> Option<&Container> {
+        self.by_ip.get(&(network_id.to_string(), ip)).and_then(|id| self.by_id.get(id))
+    }
+
+    /// Containers whose name is `lname` ignoring case.
+    pub fn by_lname(&self, lname: &str) -> impl Iterator<Item = &Container> {
+        self.by_lname.get(lname).into_iter().flatten().filter_map(|id| self.by_id.get(id))
+    }
+
+    /// Containers with network alias `lalias` (lowercase) on a network.
+    pub fn with_alias(&self, network_id: &str, lalias: &str) -> impl Iterator<Item = &Container> {
+        self.aliases.get(&(network_id.to_string(), lalias.to_string())).into_iter().flatten().filter_map(|id| self.by_id.get(id))
+    }
+
+    /// Whether any container on any network has this alias (for NXDOMAIN decisions).
+    pub fn alias_anywhere(&self, lalias: &str) -> bool {
+        self.aliases.keys().any(|(_, a)| a == lalias)
     }
 
     pub fn used(&self, network_id: &str) -> BTreeSet<IpAddr> {

@@ -65,10 +65,14 @@ fn finish(out: &mut [u8]) {
     out[0..4].copy_from_slice(&len.to_ne_bytes());
 }
 
-/// Deletes every IPv4 entry whose original direction has protocol `proto`
-/// and destination port `port`.
-pub fn delete_by_orig_dport(proto: u8, port: u16) -> Result<()> {
-    let what = || format!("conntrack -D -p {proto} --orig-port-dst {port}");
+/// Deletes every IPv4 entry whose original direction has one of the given
+/// (protocol, destination port) pairs. One dump of the table, whatever the
+/// number of ports (a 10,000-port mapping is one pass, not 10,000).
+pub fn delete_by_orig_dport(ports: &std::collections::HashSet<(u8, u16)>) -> Result<()> {
+    if ports.is_empty() {
+        return Ok(());
+    }
+    let what = || format!("conntrack -D --orig-port-dst ({} ports)", ports.len());
     let sock = open().map_err(|e| LinuxError::kernel(what(), e))?;
     let mut req = Vec::new();
     header(&mut req, IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, 1);
@@ -95,7 +99,8 @@ pub fn delete_by_orig_dport(proto: u8, port: u16) -> Result<()> {
                 let p = find(orig, CTA_TUPLE_PROTO);
                 let num = p.and_then(|p| find(p, CTA_PROTO_NUM)).and_then(|v| v.first().copied());
                 let dport = p.and_then(|p| find(p, CTA_PROTO_DST_PORT)).filter(|v| v.len() >= 2).map(|v| u16::from_be_bytes([v[0], v[1]]));
-                if num == Some(proto) && dport == Some(port) && find(orig, CTA_TUPLE_IP).is_some() {
+                let hit = matches!((num, dport), (Some(p), Some(d)) if ports.contains(&(p, d)));
+                if hit && find(orig, CTA_TUPLE_IP).is_some() {
                     victims.push(orig.to_vec());
                 }
             }

@@ -70,6 +70,14 @@ impl Demo {
         }
     }
 
+    /// A check that is not about reachability.
+    fn check(&mut self, what: &str, ok: bool) {
+        println!("  {} {what}{}", if ok { "✔" } else { "✘" }, if ok { "" } else { "  ← NOT AS EXPECTED" });
+        if !ok {
+            self.failures.push(what.to_string());
+        }
+    }
+
     fn exec_ok(&self, name: &str, cmd: &str) -> bool {
         Command::new("/proc/self/exe")
             .args(["exec", name, "--", "sh", "-c", cmd])
@@ -211,6 +219,23 @@ async fn demo(a: &DemoArgs) -> Result<usize> {
     m.expect("secondcentos (berth0) → db (backend)", r, false);
     let r = m.exec_ok("db", "socat -T2 - TCP:10.99.0.2:8000,connect-timeout=1 </dev/null");
     m.expect("db → outside machine", r, false);
+
+    m.section("8. Names on user-defined networks", "berth's resolver answers container names, aliases and NAME.NETWORK; the default network has none, as in Docker.");
+    m.berth(&["network", "create", "app"]);
+    m.berth(&["run", "-d", "--name", "api", "--network", "app", "--network-alias", "backend", "--", "sleep", "1000"]);
+    m.berth(&["run", "-d", "--name", "frontend", "--network", "app", "--", "sleep", "1000"]);
+    m.berth(&["exec", "frontend", "--", "cat", "/etc/resolv.conf"]);
+    let api = m.ip("api", "app");
+    for name in ["api", "backend", "api.app"] {
+        let out = String::from_utf8_lossy(
+            &Command::new("/proc/self/exe").args(["exec", "frontend", "--", "getent", "hosts", name]).env("BERTH_HOST", &m.host).output().expect("exec").stdout,
+        )
+        .into_owned();
+        println!("  frontend$ getent hosts {name}\n    {}", out.trim());
+        m.check(&format!("frontend resolves {name} to {api}"), out.split_whitespace().next() == Some(api.as_str()));
+    }
+    let r = m.exec_ok("secondcentos", "getent hosts api");
+    m.check("secondcentos (default network) does not resolve api", !r);
 
     println!("\n== Cleaning up");
     d.shutdown().await;

@@ -2,6 +2,7 @@
 //! (`berth daemon`). See `berth --help`.
 
 mod bench;
+mod bench_dns;
 mod client;
 mod cmd;
 mod demo;
@@ -113,6 +114,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure attach/detach/publish latency (and the peers', when installed).
     Bench(bench::BenchArgs),
+    /// Measure the embedded DNS: queries/s and latency, local and forwarded.
+    BenchDns(bench_dns::BenchDnsArgs),
     /// Internal: print every record of the daemon's store (for tests).
     #[command(hide = true)]
     DebugStore,
@@ -139,6 +142,9 @@ fn main() -> ExitCode {
     }
     if let Command::Bench(a) = &cli.cmd {
         return bench::run(a);
+    }
+    if let Command::BenchDns(a) = &cli.cmd {
+        return bench_dns::run(a);
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let host = cli.host.clone();
@@ -167,7 +173,7 @@ fn main() -> ExitCode {
                 print!("{}", String::from_utf8_lossy(&r.body));
                 Ok(0)
             }
-            Command::Daemon(_) | Command::Demo(_) | Command::Bench(_) | Command::Shim { .. } => unreachable!(),
+            Command::Daemon(_) | Command::Demo(_) | Command::Bench(_) | Command::BenchDns(_) | Command::Shim { .. } => unreachable!(),
         }
     });
     match result {

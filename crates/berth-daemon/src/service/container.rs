@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use berth_core::files::{render_hosts, render_resolv, HostsEntry};
+use berth_core::files::{render_hosts, render_resolv, render_resolv_embedded, HostsEntry};
 use berth_core::model::{
     Attachment, Container, ContainerKind, ContainerState, EndpointState, RunState, DEFAULT_NETWORK,
 };
@@ -339,8 +339,10 @@ impl Daemon {
         if !dir.exists() {
             return Ok(());
         }
-        let (own, extra) = {
+        let (own, extra, resolver) = {
             let st = self.state.lock().unwrap();
+            // The first user-defined network's resolver answers this container.
+            let resolver = c.attachments.iter().filter_map(|a| st.networks.get(&a.network_id)).find_map(Daemon::dns_address);
             let own: Vec<_> = c.endpoints().map(|(_, e)| e.ip).collect();
             let mut extra = Vec::new();
             for l in &c.links {
@@ -356,12 +358,16 @@ impl Daemon {
                     }
                 }
             }
-            (own, extra)
+            (own, extra, resolver)
         };
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv = match resolver {
+            Some(ip) => render_resolv_embedded(&host_resolv, ip),
+            None => render_resolv(&host_resolv, &c.dns),
+        };
         let w = |p: &Path, s: String| std::fs::write(p, s).map_err(|e| DaemonError::Internal(format!("write {}: {e}", p.display())));
         w(&shim::hosts_path(&dir), render_hosts(&c.hostname, &own, &extra))?;
-        w(&shim::resolv_path(&dir), render_resolv(&host_resolv, &c.dns))?;
+        w(&shim::resolv_path(&dir), resolv)?;
         w(&shim::hostname_path(&dir), format!("{}\n", c.hostname))?;
         Ok(())
     }
@@ -463,8 +469,8 @@ impl Daemon {
         if let Err(e) = self.sync_fw(&c) {
             warn!("firewall update after {} exited: {e}", c.name);
         }
-        for p in &old_ports {
-            let _ = self.kernel.flush_conntrack(p.container.proto, p.host_port);
+        if let Err(e) = self.kernel.flush_conntrack(&old_ports) {
+            warn!("conntrack flush after {} exited: {e}", c.name);
         }
         let mut done = done;
         done.ports.clear();
@@ -606,8 +612,8 @@ impl Daemon {
             self.state.lock().unwrap().containers.remove(&c.id);
             self.sync_fw(&c)
         });
-        for p in &c.ports {
-            let _ = self.kernel.flush_conntrack(p.container.proto, p.host_port);
+        if let Err(e) = self.kernel.flush_conntrack(&c.ports) {
+            warn!("conntrack flush after detaching {}: {e}", c.name);
         }
         self.store.commit(&[Op::DelContainer(&c.id)], false)?;
         fw

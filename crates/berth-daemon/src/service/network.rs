@@ -55,6 +55,7 @@ impl Daemon {
             return Err(e);
         }
         self.ensure_forwarding();
+        self.dns_start(&net);
         info!("network {} created on bridge {} ({})", net.name, net.bridge, net.ipam[0].subnet);
         Ok(net)
     }
@@ -104,6 +105,7 @@ impl Daemon {
             let _ = self.fw.sync(self.kernel.as_ref(), || vec![(net_owner(&net.id), network_elements(&net))]);
             return Err(e);
         }
+        self.dns_stop(&net.id);
         info!("network {} removed", net.name);
         Ok(())
     }

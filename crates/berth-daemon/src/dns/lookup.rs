@@ -1,0 +1,119 @@
+//! What a name means to the container asking: pure lookups over the state.
+//!
+//! A query arrives on one network's resolver from an address on that network.
+//! The asker sees the containers that share a user-defined network with it
+//! (the default network has no names, as in Docker): their names, their
+//! aliases on shared networks, `NAME.NETWORK`, the aliases of its own links,
+//! and reverse (PTR) names of their addresses. A name that belongs to a
+//! container the asker shares no network with is NXDOMAIN — never forwarded.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use berth_core::dns::{parse_reverse_v4, split_network_suffix};
+use berth_core::model::Container;
+
+use crate::state::State;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A name of ours: its IPv4 addresses (the receiving network's first).
+    Addresses(Vec<Ipv4Addr>),
+    /// A reverse name of ours.
+    Names(Vec<String>),
+    /// Ours, but not for this asker (or an address of ours nobody holds).
+    NxDomain,
+    /// Not ours: forward upstream.
+    Foreign,
+}
+
+/// Networks whose names the asker sees: its user-defined networks with a
+/// live endpoint, or just the receiving network when the asker is unknown.
+fn visible_networks(st: &State, net_id: &str, asker: Option<&Container>) -> Vec<String> {
+    match asker {
+        Some(a) => a
+            .endpoints()
+            .map(|(att, _)| att.network_id.clone())
+            .filter(|n| st.networks.get(n).is_some_and(|n| !n.predefined))
+            .collect(),
+        None => vec![net_id.to_string()],
+    }
+}
+
+fn ipv4_on(c: &Container, net: &str) -> Option<Ipv4Addr> {
+    c.attachments.iter().find(|a| a.network_id == net).and_then(|a| match a.endpoint.as_ref()?.ip {
+        IpAddr::V4(ip) => Some(ip),
+        IpAddr::V6(_) => None,
+    })
+}
+
+fn push(out: &mut Vec<Ipv4Addr>, ip: Option<Ipv4Addr>) {
+    if let Some(ip) = ip {
+        if !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+}
+
+/// `name` is normalized (lowercase, no trailing dot).
+pub fn lookup(st: &State, net_id: &str, asker_ip: IpAddr, name: &str) -> Outcome {
+    let asker = st.containers.by_ip(net_id, asker_ip);
+    let mut nets = visible_networks(st, net_id, asker);
+    // The receiving network's answers first.
+    nets.sort_by_key(|n| n != net_id);
+
+    if let Some(ip) = parse_reverse_v4(name) {
+        for n in &nets {
+            if let Some(c) = st.containers.by_ip(n, ip) {
+                let net_name = &st.networks[n].name;
+                return Outcome::Names(vec![format!("{}.{net_name}", c.name)]);
+            }
+        }
+        let ours = st.networks.values().any(|n| n.ipam.iter().any(|c| c.subnet.contains(&ip)));
+        return if ours { Outcome::NxDomain } else { Outcome::Foreign };
+    }
+
+    let mut out = Vec::new();
+    for n in &nets {
+        for c in st.containers.by_lname(name) {
+            push(&mut out, ipv4_on(c, n));
+        }
+        for c in st.containers.with_alias(n, name) {
+            push(&mut out, ipv4_on(c, n));
+        }
+    }
+    // The asker's links: `--link NAME:ALIAS` resolves ALIAS (and NAME).
+    if let Some(a) = asker {
+        for l in a.links.iter().filter(|l| l.alias.eq_ignore_ascii_case(name) || l.name.eq_ignore_ascii_case(name)) {
+            if let Some(t) = st.containers.by_name(&l.name) {
+                for n in &nets {
+                    push(&mut out, ipv4_on(t, n));
+                }
+            }
+        }
+    }
+    // CONTAINER.NETWORK
+    for (cname, netname) in split_network_suffix(name) {
+        if let Some(n) = nets.iter().find(|n| st.networks[*n].name.eq_ignore_ascii_case(netname)) {
+            for c in st.containers.by_lname(cname) {
+                push(&mut out, ipv4_on(c, n));
+            }
+            for c in st.containers.with_alias(n, cname) {
+                push(&mut out, ipv4_on(c, n));
+            }
+        }
+    }
+    if !out.is_empty() {
+        return Outcome::Addresses(out);
+    }
+    // A container of that name elsewhere (or stopped): ours, but not for this asker.
+    let known = st.containers.by_lname(name).next().is_some()
+        || st.containers.alias_anywhere(name)
+        || split_network_suffix(name).iter().any(|(c, n)| {
+            st.networks.values().any(|net| net.name.eq_ignore_ascii_case(n)) && st.containers.by_lname(c).next().is_some()
+        });
+    if known {
+        Outcome::NxDomain
+    } else {
+        Outcome::Foreign
+    }
+}
