@@ -2,8 +2,9 @@
 //! on this machine — attach/detach latency as a client of the API sees it,
 //! flat cost with many containers, published ports (one, and a 10,000-port
 //! range) and throughput through them — beside the same work done with `ip`
-//! commands. Peers (netavark, CNI plugins, docker-proxy) are measured by
-//! `berth bench --peers` when installed (see README).
+//! commands. The peers (netavark, the CNI plugins, docker-proxy) do the same
+//! operations in the same run when they are installed
+//! (`scripts/install-peers.sh`; `--no-peers` skips them): see bench_peers.rs.
 
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
@@ -25,13 +26,19 @@ pub struct BenchArgs {
     /// Ports in the published range.
     #[arg(long, default_value_t = 10_000)]
     range: u16,
-    /// Skip the iperf3 throughput part.
+    /// Skip the iperf3 throughput part (berth's and docker-proxy's).
     #[arg(long)]
     no_throughput: bool,
+    /// Do not measure the peers (netavark, CNI plugins, docker-proxy), even when installed.
+    #[arg(long)]
+    no_peers: bool,
+    /// Ports for the peers that publish one port at a time (CNI portmap mappings, docker-proxy processes).
+    #[arg(long, default_value_t = 100)]
+    peer_ports: usize,
 }
 
 /// (median, p95) in milliseconds.
-pub fn stats(v: &[f64]) -> (f64, f64) {
+pub(crate) fn stats(v: &[f64]) -> (f64, f64) {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.partial_cmp(b).unwrap());
     if s.is_empty() {
@@ -42,7 +49,7 @@ pub fn stats(v: &[f64]) -> (f64, f64) {
     (median, p95)
 }
 
-fn row(label: &str, v: &[f64]) -> (f64, f64) {
+pub(crate) fn row(label: &str, v: &[f64]) -> (f64, f64) {
     let (m, p) = stats(v);
     println!("{label:<58} {:>5} {:>10.3} {:>10.3}", v.len(), m, p);
     (m, p)
@@ -56,7 +63,7 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
-fn sh(cmd: &str) -> Result<String> {
+pub(crate) fn sh(cmd: &str) -> Result<String> {
     let o = Command::new("sh").arg("-c").arg(cmd).output()?;
     if !o.status.success() {
         anyhow::bail!("`{cmd}`: {}", String::from_utf8_lossy(&o.stderr));
@@ -64,12 +71,12 @@ fn sh(cmd: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
-fn ms(t: Instant) -> f64 {
+pub(crate) fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
 
 /// Processes started so far on this machine (the `processes` line of /proc/stat).
-fn forks() -> u64 {
+pub(crate) fn forks() -> u64 {
     std::fs::read_to_string("/proc/stat")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("processes ")).and_then(|l| l[10..].trim().parse().ok()))
@@ -200,6 +207,9 @@ async fn bench(a: &BenchArgs) -> Result<()> {
     }
     d.shutdown().await;
     let _ = sh("ip link del bthbenchbr; for n in $(ip netns list | cut -d' ' -f1); do ip netns del $n; done");
+    if !a.no_peers {
+        crate::bench_peers::run(&crate::bench_peers::PeerArgs { samples: k, range: a.range, ports: a.peer_ports, throughput: !a.no_throughput });
+    }
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_dns;
+mod bench_peers;
 mod client;
 mod cmd;
 mod demo;
