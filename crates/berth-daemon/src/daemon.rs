@@ -25,6 +25,8 @@ pub struct Daemon {
     pub state: Mutex<State>,
     pub fw: Firewall,
     pub dns: crate::dns::Dns,
+    /// Containers whose exit is being handled right now.
+    pub(crate) exiting: Mutex<std::collections::HashSet<String>>,
     /// The berth binary, re-executed as `berth shim` for each container.
     pub exe: PathBuf,
     /// Runtime handle for per-container exit watchers (None in unit tests).
@@ -50,6 +52,7 @@ impl Daemon {
             state: Mutex::new(state),
             fw: Firewall::default(),
             dns: Default::default(),
+            exiting: Default::default(),
             exe: PathBuf::from("/proc/self/exe"),
             rt,
             forwarding_on: AtomicBool::new(false),

@@ -31,6 +31,7 @@ impl DaemonError {
             DaemonError::Conflict(_) => 409,
             DaemonError::NotFound(_) => 404,
             DaemonError::BadRequest(_) => 400,
+            DaemonError::Kernel(LinuxError::NotNetns(_)) => 400,
             DaemonError::Kernel(_) | DaemonError::Store(_) | DaemonError::Internal(_) => 500,
         }
     }

@@ -369,7 +369,14 @@ impl Kernel for LinuxKernel {
     }
 
     fn check_netns(&self, path: &Path) -> Result<()> {
-        Netns::open(path)?;
+        let ns = Netns::open(path)?;
+        // Never network the daemon's own (the host's) namespace as a container.
+        if Netns::open(Path::new("/proc/self/ns/net")).and_then(|me| Ok(me.id()? == ns.id()?)).unwrap_or(false) {
+            return Err(crate::error::DaemonError::BadRequest(format!(
+                "{} is the daemon's own network namespace (the host's); containers need their own",
+                path.display()
+            )));
+        }
         Ok(())
     }
 

@@ -60,3 +60,81 @@ fn no_daemon_is_said_plainly() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("Cannot connect to the berth daemon at unix:///nonexistent/berth.sock. Is the berth daemon running?"), "{err}");
 }
+
+/// Hostile requests straight to the API: each gets a 4xx with a clear
+/// message and leaves the store byte-identical and the kernel unchanged.
+#[test]
+fn api_bad_requests_change_nothing() {
+    let Some(s) = Sandbox::new() else { return };
+    s.ok(&["network", "create", "--subnet", "10.40.0.0/24", "used"]);
+    s.run("one", &["--network", "used", "-p", "8080:80"], "sleep 1000");
+    let huge = format!("{{\"Name\":\"{}\"}}", "x".repeat(2 << 20));
+    let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
+        ("POST", "/networks/create", b"{".to_vec(), "invalid request body"),
+        ("POST", "/networks/create", b"[]".to_vec(), "invalid request body"),
+        ("POST", "/networks/create", br#"{"Name":5}"#.to_vec(), "invalid request body"),
+        ("POST", "/networks/create", br#"{"Name":"x","Unknown":1}"#.to_vec(), "unknown field"),
+        ("POST", "/networks/create", huge.into_bytes(), "length limit exceeded"),
+        ("POST", "/networks/create", br#"{"Name":"x","IPAM":{"Config":[{"Subnet":"10.9.0.0/16","Gateway":"nope"}]}}"#.to_vec(), "invalid IP address"),
+        ("POST", "/networks/create", br#"{"Name":"x","MTU":70000}"#.to_vec(), "invalid MTU"),
+        ("POST", "/networks/create", br#"{"Name":"x","Options":{"icc":"yes"}}"#.to_vec(), "invalid network option"),
+        ("POST", "/networks/create", br#"{"Name":"x","Options":{"bridge_name":"eth0;reboot"}}"#.to_vec(), "not a valid interface name"),
+        ("POST", "/networks/create", br#"{"Name":"x","Options":{"bridge_name":"berth0"}}"#.to_vec(), "already used by network berth0"),
+        ("POST", "/networks/create", br#"{"Name":"a/b"}"#.to_vec(), "invalid name"),
+        ("POST", "/networks/create", br#"{"Name":"x","Driver":"overlay"}"#.to_vec(), "unknown driver"),
+        ("POST", "/networks/create", br#"{"Name":"x","IPAM":{"Config":[{"Subnet":"10.1.0.0/16"},{"Subnet":"10.2.0.0/16"}]}}"#.to_vec(), "only one IPAM config"),
+        ("POST", "/networks/create", br#"{"Name":"x","IPAM":{"Config":[{"Subnet":"fd00::/64"}]}}"#.to_vec(), "IPv6 subnets are not supported yet"),
+        ("POST", "/networks/create", br#"{"Name":"x","IPAM":{"Config":[{"Subnet":"10.40.0.0/16"}]}}"#.to_vec(), "overlaps with network"),
+        ("POST", "/networks/create", br#"{"Name":"x","IPAM":{"Config":[{"Gateway":"10.9.0.1"}]}}"#.to_vec(), "need --subnet"),
+        ("POST", "/containers/run", br#"{"Cmd":[]}"#.to_vec(), "no command given"),
+        ("POST", "/containers/run", br#"{"Cmd":"true"}"#.to_vec(), "invalid request body"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Publish":["70000:80"]}"#.to_vec(), "not a port number"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Publish":["0:80"]}"#.to_vec(), "not a port number"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Publish":["8000-8010:80-85"]}"#.to_vec(), "differ in length"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Publish":["9000:80","9000:81"]}"#.to_vec(), "port is already allocated"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Publish":["8075-8085:8075-8085"]}"#.to_vec(), "Bind for 0.0.0.0:8080 failed: port is already allocated"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Name":"$(rm -rf /)"}"#.to_vec(), "invalid name"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Name":"a\";flush ruleset;\""}"#.to_vec(), "invalid name"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Network":"none","Ip":"10.0.0.1"}"#.to_vec(), "--network none takes no --ip"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Network":"host"}"#.to_vec(), "not supported"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Expose":["0"]}"#.to_vec(), "not a port number"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Expose":["80/sctp"]}"#.to_vec(), "unknown protocol"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Hostname":"bad_host!"}"#.to_vec(), "invalid hostname"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Env":["NOEQUALS"]}"#.to_vec(), "invalid environment variable"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Links":["ghost"]}"#.to_vec(), "no such container: ghost"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Links":["one:bad alias"]}"#.to_vec(), "invalid name"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Dns":["not-an-ip"]}"#.to_vec(), "invalid request body"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Network":"berth0","NetworkAliases":["a"]}"#.to_vec(), "user defined networks"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Network":"used","Ip":"10.40.0.0"}"#.to_vec(), "network or broadcast address"),
+        ("POST", "/containers/attach", br#"{"Netns":"/etc/passwd","Name":"x"}"#.to_vec(), "is not a network namespace"),
+        ("POST", "/containers/attach", br#"{"Netns":"/proc/self/ns/net","Name":"x"}"#.to_vec(), "the daemon's own network namespace"),
+        ("POST", "/containers/attach", br#"{"Netns":"/run/netns/../../etc","Name":"x"}"#.to_vec(), "is not a network namespace"),
+        ("POST", "/containers/attach", br#"{"Netns":"","Name":"x"}"#.to_vec(), "is not a network namespace"),
+        ("POST", "/containers/attach", br#"{"Netns":"/proc/1/ns/mnt","Name":"x"}"#.to_vec(), "is not a network namespace"),
+        ("POST", "/policies", br#"{"Action":"drop","From":"10.0.0.1","To":"one"}"#.to_vec(), "use allow or deny"),
+        ("POST", "/policies", br#"{"Action":"deny","From":"10.0.0.0/33","To":"one"}"#.to_vec(), "invalid CIDR"),
+        ("POST", "/policies", br#"{"Action":"deny","From":"10.0.0.1","To":"one:99999"}"#.to_vec(), "not a port or port range"),
+        ("POST", "/policies", br#"{"Action":"deny","From":"10.0.0.1","To":"one two"}"#.to_vec(), "invalid name"),
+        ("POST", "/policies", br#"{"Action":"deny","From":"::1","To":"one"}"#.to_vec(), "only IPv4 sources"),
+        ("DELETE", "/policies/nosuch", b"".to_vec(), "no such policy"),
+        ("POST", "/networks/used/connect", br#"{"Container":"ghost"}"#.to_vec(), "no such container: ghost"),
+        ("POST", "/networks/used/connect", br#"{"Container":"one","IPAddress":"300.1.1.1"}"#.to_vec(), "invalid request body"),
+        ("POST", "/networks/used/disconnect", br#"{"Container":"one","Extra":1}"#.to_vec(), "unknown field"),
+        ("DELETE", "/networks/berth0", b"".to_vec(), "predefined network"),
+        ("DELETE", "/networks/used", b"".to_vec(), "has active endpoints"),
+        ("DELETE", "/containers/ghost", b"".to_vec(), "no such container"),
+        ("POST", "/containers/one/stop?t=abc", b"".to_vec(), "invalid timeout"),
+        ("GET", "/containers/%2e%2e%2fetc/json", b"".to_vec(), "no such container"),
+        ("POST", "/containers/one/detach", b"".to_vec(), "started by berth"),
+    ];
+    assert!(cases.len() >= 40, "at least 40 hostile inputs");
+    for (method, path, body, needle) in &cases {
+        let (store, kernel) = (s.store_dump(), s.kernel_view());
+        let (status, reply) = http(&s, method, path, body);
+        assert!((400..500).contains(&status), "{method} {path}: status {status}, reply {reply}");
+        assert!(reply.contains(needle), "{method} {path}: expected {needle:?} in {reply:?}");
+        assert_eq!(s.store_dump(), store, "store changed by {method} {path}");
+        assert_eq!(s.kernel_view(), kernel, "kernel changed by {method} {path}");
+    }
+    eprintln!("{} hostile API requests refused, store and kernel unchanged", cases.len());
+}

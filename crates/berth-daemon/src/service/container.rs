@@ -227,7 +227,13 @@ impl Daemon {
             c.state = ContainerState { status: RunState::Starting, started_at: now(), ..ContainerState::created() };
             st.containers.insert(id.clone(), c.clone());
         }
-        match self.with_intent(&[Op::PutContainer(&c)], || self.launch(&c)) {
+        // A start spawns a process, which reconcile could not clean up if the
+        // intent were lost: it is made durable before anything is spawned.
+        if let Err(e) = self.store.commit(&[Op::PutContainer(&c)], true) {
+            self.forget_start(&c, new);
+            return Err(e);
+        }
+        match self.launch(&c) {
             Ok(()) => Ok(id),
             Err(e) => {
                 warn!("starting {} failed: {e}", c.name);
@@ -434,6 +440,15 @@ impl Daemon {
     /// The shim of container `id` exited: take its network down and record
     /// the exit status. Idempotent.
     pub fn on_exit(&self, id: &str) {
+        // One teardown per exit, however many callers notice it.
+        if !self.exiting.lock().unwrap().insert(id.to_string()) {
+            return;
+        }
+        self.exit_teardown(id);
+        self.exiting.lock().unwrap().remove(id);
+    }
+
+    fn exit_teardown(&self, id: &str) {
         let (c, ifnames) = {
             let mut st = self.state.lock().unwrap();
             let Some(mut c) = st.containers.get_mut(id) else { return };
@@ -451,13 +466,27 @@ impl Daemon {
             shim::reap(sp);
         }
         self.unplumb(&ifnames);
+        // Release addresses and ports (still "stopping": whoever waits for
+        // the exit waits until the NAT state is gone too).
+        {
+            let mut st = self.state.lock().unwrap();
+            if let Some(mut cur) = st.containers.get_mut(id) {
+                for a in cur.attachments.iter_mut() {
+                    a.endpoint = None;
+                }
+                cur.ports.clear();
+            };
+        }
+        if let Err(e) = self.sync_fw(&c) {
+            warn!("firewall update after {} exited: {e}", c.name);
+        }
+        if let Err(e) = self.kernel.flush_conntrack(&c.ports) {
+            warn!("conntrack flush after {} exited: {e}", c.name);
+        }
         let exit = shim::read_exit(&self.runtime_dir(id));
         let done = {
             let mut st = self.state.lock().unwrap();
             let Some(mut cur) = st.containers.get_mut(id) else { return };
-            for a in cur.attachments.iter_mut() {
-                a.endpoint = None;
-            }
             cur.state.status = RunState::Exited;
             cur.state.exit_code = Some(exit.unwrap_or(137));
             cur.state.finished_at = now();
@@ -465,21 +494,6 @@ impl Daemon {
             cur.state.shim_pid = None;
             cur.clone()
         };
-        let old_ports = c.ports.clone();
-        if let Err(e) = self.sync_fw(&c) {
-            warn!("firewall update after {} exited: {e}", c.name);
-        }
-        if let Err(e) = self.kernel.flush_conntrack(&old_ports) {
-            warn!("conntrack flush after {} exited: {e}", c.name);
-        }
-        let mut done = done;
-        done.ports.clear();
-        {
-            let mut st = self.state.lock().unwrap();
-            if let Some(mut cur) = st.containers.get_mut(id) {
-                cur.ports.clear();
-            };
-        }
         if let Err(e) = self.store.commit(&[Op::PutContainer(&done)], false) {
             warn!("recording exit of {}: {e}", c.name);
         }

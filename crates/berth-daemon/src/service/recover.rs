@@ -12,6 +12,29 @@ use crate::firewall::{net_owner, Owner};
 use crate::store::Op;
 
 impl Daemon {
+    /// Shims whose container the store does not have as running (a start
+    /// interrupted before its record was durable, or a removal interrupted
+    /// after it) are stopped: nothing of a container runs without a record.
+    fn kill_orphan_shims(&self) {
+        let Ok(dirs) = std::fs::read_dir(self.cfg.exec_root.join("containers")) else { return };
+        for entry in dirs.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let Some(s) = shim::read_state(&entry.path()) else { continue };
+            if !proc::is_same_process(s.shim_pid, s.shim_start) {
+                continue;
+            }
+            let known = self.state.lock().unwrap().containers.get(&id).is_some_and(|c| {
+                c.state.status.is_live() || (c.state.status == RunState::Starting)
+            });
+            if !known {
+                info!("recover: stopping orphaned container process {} (no running record)", s.pid);
+                shim::signal_group(s.pid, libc::SIGKILL);
+                // SAFETY: signalling a process we verified by pid and start time.
+                unsafe { libc::kill(s.shim_pid as i32, libc::SIGKILL) };
+            }
+        }
+    }
+
     /// Every owner's firewall wants, from the current state.
     pub fn all_wants(&self) -> Vec<(Owner, std::collections::BTreeSet<berth_core::nft::Element>)> {
         let st = self.state.lock().unwrap();
@@ -25,6 +48,7 @@ impl Daemon {
     pub fn recover(&self) -> Result<()> {
         // Kernel table and books agree before anything below changes them.
         self.fw.reset(self.kernel.as_ref(), self.all_wants())?;
+        self.kill_orphan_shims();
         let containers: Vec<_> = self.state.lock().unwrap().containers.values().cloned().collect();
         for c in containers {
             let dir = self.runtime_dir(&c.id);
@@ -47,9 +71,25 @@ impl Daemon {
                     _ => {
                         info!("recover: start of {} did not finish; rolling it back", c.name);
                         self.unplumb(&c.endpoints().map(|(_, e)| e.host_ifname.clone()).collect::<Vec<_>>());
-                        self.state.lock().unwrap().containers.remove(&c.id);
-                        self.store.commit(&[Op::DelContainer(&c.id)], true)?;
-                        let _ = std::fs::remove_dir_all(&dir);
+                        if c.state.finished_at > 0 {
+                            // It had run before: back to exited, as a failed `start` leaves it.
+                            let rec = {
+                                let mut st = self.state.lock().unwrap();
+                                let mut cur = st.containers.get_mut(&c.id).unwrap();
+                                for a in cur.attachments.iter_mut() {
+                                    a.endpoint = None;
+                                }
+                                cur.ports.clear();
+                                cur.state.status = RunState::Exited;
+                                cur.state.exit_code = Some(128);
+                                cur.clone()
+                            };
+                            self.store.commit(&[Op::PutContainer(&rec)], true)?;
+                        } else {
+                            self.state.lock().unwrap().containers.remove(&c.id);
+                            self.store.commit(&[Op::DelContainer(&c.id)], true)?;
+                            let _ = std::fs::remove_dir_all(&dir);
+                        }
                     }
                 },
                 (ContainerKind::Run { .. }, RunState::Running) if !alive(c.state.shim_pid, c.state.shim_start) => {
@@ -71,6 +111,7 @@ impl Daemon {
                 (_, RunState::Removing) => {
                     info!("recover: finishing removal of {}", c.name);
                     self.unplumb(&c.endpoints().map(|(_, e)| e.host_ifname.clone()).collect::<Vec<_>>());
+                    let _ = self.kernel.flush_conntrack(&c.ports);
                     self.state.lock().unwrap().containers.remove(&c.id);
                     self.store.commit(&[Op::DelContainer(&c.id)], true)?;
                 }

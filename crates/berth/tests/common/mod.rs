@@ -239,3 +239,21 @@ pub fn netns(name: &str) -> String {
     sh(&format!("ip netns add {name}"));
     Path::new("/run/netns").join(name).display().to_string()
 }
+
+/// A raw HTTP/1.1 request on the daemon's socket: (status, body).
+pub fn http(s: &Sandbox, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut c = std::os::unix::net::UnixStream::connect(s.socket()).expect("connect to daemon");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    let _ = c.write_all(body);
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
