@@ -67,11 +67,31 @@ impl Daemon {
             info!("reconcile at start: {}", report.join("; "));
         }
         d.watch_all();
-        let nets: Vec<Network> = d.state.lock().unwrap().networks.values().cloned().collect();
+        let nets: Vec<Network> = d.st().networks.values().cloned().collect();
         for n in &nets {
             d.dns_start(n);
         }
         Ok(d)
+    }
+
+    /// The state, locked. A request that panicked while holding the lock
+    /// (a bug) must not take every later request down with it: the state
+    /// is plain data and stays usable.
+    pub fn st(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until a container is no longer being started (another request
+    /// may be plumbing it right now), at most 30 s.
+    pub fn wait_settled(&self, id: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            let starting = self.st().containers.get(id).is_some_and(|c| c.state.status == berth_core::model::RunState::Starting);
+            if !starting {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// Records `intent` in the store, then runs `apply` while the intent is
@@ -107,7 +127,7 @@ impl Daemon {
         if !self.cfg.ip_forward || self.forwarding_on.load(Ordering::Relaxed) {
             return;
         }
-        let needed = self.state.lock().unwrap().networks.values().any(|n| !n.internal);
+        let needed = self.st().networks.values().any(|n| !n.internal);
         if !needed {
             return;
         }
@@ -129,7 +149,7 @@ impl Daemon {
     /// Bridges of all berth networks (to exclude their own routes when
     /// looking for free subnets).
     pub fn bridge_names(&self) -> Vec<String> {
-        self.state.lock().unwrap().networks.values().map(|n| n.bridge.clone()).collect()
+        self.st().networks.values().map(|n| n.bridge.clone()).collect()
     }
 
     /// Creates or adopts the default network per the configuration. Its
@@ -138,11 +158,11 @@ impl Daemon {
     /// `--bip` fixes it; an existing bridge that berth did not create
     /// (`--bridge br0`) is adopted with its address and never deleted.
     fn init_default_network(&self) -> Result<()> {
-        let existing = self.state.lock().unwrap().networks.values().find(|n| n.predefined).cloned();
+        let existing = self.st().networks.values().find(|n| n.predefined).cloned();
         if self.cfg.bridge == "none" {
             if let Some(n) = existing {
-                if self.state.lock().unwrap().users_of(&n.id).is_empty() {
-                    self.state.lock().unwrap().networks.remove(&n.id);
+                if self.st().users_of(&n.id).is_empty() {
+                    self.st().networks.remove(&n.id);
                     self.store.commit(&[Op::DelNetwork(&n.id)], true)?;
                     if n.bridge_owned {
                         self.kernel.delete_link(&n.bridge)?;
@@ -164,7 +184,7 @@ impl Daemon {
             (n.ipam[0].subnet, n.ipam[0].gateway)
         } else {
             let others: Vec<IpNet> = {
-                let st = self.state.lock().unwrap();
+                let st = self.st();
                 st.networks.values().filter(|n| !n.predefined).flat_map(|n| n.ipam.iter().map(|c| c.subnet)).collect()
             };
             let host = self.kernel.host_nets(&self.bridge_names())?;
@@ -199,7 +219,7 @@ impl Daemon {
         };
         if let Some(old) = &existing {
             if old.ipam != want.ipam || old.bridge != want.bridge {
-                let users = self.state.lock().unwrap().users_of(&old.id);
+                let users = self.st().users_of(&old.id);
                 if !users.is_empty() {
                     warn!(
                         "default network settings changed but containers use it ({}): keeping {} on {}",
@@ -220,7 +240,7 @@ impl Daemon {
         }
         info!("default network {} on bridge {} ({}, icc={})", want.name, want.bridge, want.ipam[0].subnet, want.options.icc);
         self.store.commit(&[Op::PutNetwork(&want)], true)?;
-        self.state.lock().unwrap().networks.insert(want.id.clone(), want);
+        self.st().networks.insert(want.id.clone(), want);
         Ok(())
     }
 }

@@ -22,7 +22,7 @@ fn flag(q: &HashMap<String, String>, k: &str) -> bool {
 pub async fn list(State(d): State<Shared>, Query(q): Query<HashMap<String, String>>) -> ApiResult<Json<Value>> {
     let all = flag(&q, "all");
     let v = blocking(move || {
-        let st = d.state.lock().unwrap();
+        let st = d.st();
         let now = crate::util::now();
         Ok(json!(st
             .containers
@@ -49,7 +49,7 @@ pub async fn attach(State(d): State<Shared>, body: Bytes) -> ApiResult<(StatusCo
 
 pub async fn inspect(State(d): State<Shared>, Path(key): Path<String>) -> ApiResult<Json<Value>> {
     let v = blocking(move || {
-        let st = d.state.lock().unwrap();
+        let st = d.st();
         Ok(container_inspect(st.container(&key)?, &st.networks))
     })
     .await?;
@@ -88,7 +88,7 @@ pub async fn logs(State(d): State<Shared>, Path(key): Path<String>, Query(q): Qu
     let since: u64 = q.get("since").and_then(|s| s.parse().ok()).unwrap_or(0);
     let (bytes, state, code) = blocking(move || {
         let (id, status, code) = {
-            let st = d.state.lock().unwrap();
+            let st = d.st();
             let c = st.container(&key)?;
             (c.id.clone(), c.state.status, c.state.exit_code)
         };

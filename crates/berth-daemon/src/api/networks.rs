@@ -13,7 +13,7 @@ use super::{blocking, parse, ApiResult, Shared};
 
 pub async fn list(State(d): State<Shared>) -> ApiResult<Json<Value>> {
     let v = blocking(move || {
-        let st = d.state.lock().unwrap();
+        let st = d.st();
         Ok(json!(st.networks.values().map(|n| network_inspect(n, st.containers.values())).collect::<Vec<_>>()))
     })
     .await?;
@@ -28,7 +28,7 @@ pub async fn create(State(d): State<Shared>, body: Bytes) -> ApiResult<(StatusCo
 
 pub async fn inspect(State(d): State<Shared>, Path(key): Path<String>) -> ApiResult<Json<Value>> {
     let v = blocking(move || {
-        let st = d.state.lock().unwrap();
+        let st = d.st();
         Ok(network_inspect(st.network(&key)?, st.containers.values()))
     })
     .await?;

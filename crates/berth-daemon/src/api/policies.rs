@@ -23,7 +23,7 @@ fn view(p: &Policy, applies: usize) -> Value {
 
 pub async fn list(State(d): State<Shared>) -> ApiResult<Json<Value>> {
     let v = blocking(move || {
-        let st = d.state.lock().unwrap();
+        let st = d.st();
         Ok(json!(st
             .policies
             .iter()

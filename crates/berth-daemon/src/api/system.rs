@@ -12,7 +12,7 @@ pub async fn ping() -> &'static str {
 
 pub async fn info(State(d): State<Shared>) -> ApiResult<Json<Value>> {
     let v = blocking(move || {
-        let st = d.state.lock().unwrap();
+        let st = d.st();
         let default = st.networks.values().find(|n| n.predefined);
         Ok(json!({
             "Containers": st.containers.len(),

@@ -73,7 +73,7 @@ pub fn handle(d: &Daemon, net_id: &str, packet: &[u8], peer: IpAddr, over_tcp: b
 
 /// The lookup and the facts forwarding needs, under the state lock.
 fn decide(d: &Daemon, net_id: &str, peer: IpAddr, name: &str, class_in: bool) -> (Outcome, bool, Vec<IpAddr>) {
-    let st = d.state.lock().unwrap();
+    let st = d.st();
     let Some(net) = st.networks.get(net_id) else { return (Outcome::NxDomain, true, vec![]) };
     let outcome = if class_in { lookup(&st, net_id, peer, name) } else { Outcome::Foreign };
     let custom = st.containers.by_ip(net_id, peer).map(|c| c.dns.clone()).unwrap_or_default();

@@ -89,7 +89,7 @@ fn link_env(alias: &str, me: &str, target: &Container) -> Vec<(String, String)> 
 impl Daemon {
     /// Brings the firewall elements of `c` and its link partners up to date.
     pub fn sync_fw(&self, c: &Container) -> Result<()> {
-        self.fw.sync(self.kernel.as_ref(), || fw_wants(&self.state.lock().unwrap(), c))
+        self.fw.sync(self.kernel.as_ref(), || fw_wants(&self.st(), c))
     }
 
     pub fn runtime_dir(&self, id: &str) -> PathBuf {
@@ -187,7 +187,7 @@ impl Daemon {
     pub fn run(&self, req: &RunRequest) -> Result<String> {
         let id = new_id();
         let c = {
-            let st = self.state.lock().unwrap();
+            let st = self.st();
             self.build(&st, req, &id)?
         };
         self.start_container(c, true)
@@ -196,7 +196,7 @@ impl Daemon {
     /// `berth start`: start an exited container again (new addresses unless static).
     pub fn start(&self, key: &str) -> Result<String> {
         let c = {
-            let st = self.state.lock().unwrap();
+            let st = self.st();
             let c = st.container(key)?.clone();
             match (&c.kind, c.state.status) {
                 (ContainerKind::Run { .. }, RunState::Created | RunState::Exited) => {}
@@ -213,7 +213,7 @@ impl Daemon {
     fn start_container(&self, mut c: Container, new: bool) -> Result<String> {
         let id = c.id.clone();
         {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.st();
             if new && st.container_by_name(&c.name).is_some() {
                 return Err(CoreError::DuplicateContainer(c.name.clone()).into());
             }
@@ -259,7 +259,7 @@ impl Daemon {
         std::fs::write(&spec_file, serde_json::to_vec(&spec).unwrap()).map_err(|e| DaemonError::Internal(e.to_string()))?;
         let pending = shim::spawn(&self.exe, &spec_file)?;
         let ns = NsRef::Pid(pending.pid);
-        let plans: Vec<_> = plans(&self.state.lock().unwrap(), c).into_iter().map(|(_, p)| p).collect();
+        let plans: Vec<_> = plans(&self.st(), c).into_iter().map(|(_, p)| p).collect();
         if let Err(e) = self.plumb(&ns, &plans) {
             pending.abort();
             return Err(e);
@@ -280,8 +280,14 @@ impl Daemon {
             }
         };
         let done = {
-            let mut st = self.state.lock().unwrap();
-            let mut cur = st.containers.get_mut(&c.id).expect("starting containers stay in the state");
+            let mut st = self.st();
+            let Some(mut cur) = st.containers.get_mut(&c.id) else {
+                // Removed meanwhile (cannot happen: removals wait for starts to settle).
+                drop(st);
+                shim::signal_group(started.pid, libc::SIGKILL);
+                undo_kernel(self);
+                return Err(DaemonError::Conflict(format!("container {} was removed while starting", c.name)));
+            };
             cur.state.status = RunState::Running;
             cur.state.pid = Some(started.pid);
             cur.state.shim_pid = Some(started.shim_pid);
@@ -306,19 +312,20 @@ impl Daemon {
     /// record of a new container (or returns an old one to Exited).
     fn forget_start(&self, c: &Container, new: bool) {
         let record = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.st();
             if new {
                 st.containers.remove(&c.id);
                 None
             } else {
-                let mut cur = st.containers.get_mut(&c.id).expect("present");
-                for a in cur.attachments.iter_mut() {
-                    a.endpoint = None;
-                }
-                cur.ports.clear();
-                cur.state.status = RunState::Exited;
-                cur.state.exit_code = Some(128);
-                Some(cur.clone())
+                st.containers.get_mut(&c.id).map(|mut cur| {
+                    for a in cur.attachments.iter_mut() {
+                        a.endpoint = None;
+                    }
+                    cur.ports.clear();
+                    cur.state.status = RunState::Exited;
+                    cur.state.exit_code = Some(128);
+                    cur.clone()
+                })
             }
         };
         if let Err(e) = self.sync_fw(&c) {
@@ -346,7 +353,7 @@ impl Daemon {
             return Ok(());
         }
         let (own, extra, resolver) = {
-            let st = self.state.lock().unwrap();
+            let st = self.st();
             // The first user-defined network's resolver answers this container.
             let resolver = c.attachments.iter().filter_map(|a| st.networks.get(&a.network_id)).find_map(Daemon::dns_address);
             let own: Vec<_> = c.endpoints().map(|(_, e)| e.ip).collect();
@@ -381,7 +388,7 @@ impl Daemon {
     /// Rewrites the hosts files of containers that link to `name`.
     pub fn refresh_link_hosts(&self, name: &str) {
         let linking: Vec<Container> = {
-            let st = self.state.lock().unwrap();
+            let st = self.st();
             st.containers.linking_to(name).filter(|o| o.state.status.is_live()).cloned().collect()
         };
         for o in linking {
@@ -394,8 +401,10 @@ impl Daemon {
     /// `berth stop`: SIGTERM to the command's process group, SIGKILL after
     /// `timeout`; returns once the container has exited and its network is down.
     pub fn stop(&self, key: &str, timeout: Duration) -> Result<()> {
+        let id = self.st().container_id(key)?;
+        self.wait_settled(&id);
         let (id, pid) = {
-            let st = self.state.lock().unwrap();
+            let st = self.st();
             let c = st.container(key)?;
             if !c.is_run() {
                 return Err(DaemonError::Conflict(format!("container {} is attached, not run by berth: use detach", c.name)));
@@ -426,7 +435,7 @@ impl Daemon {
     pub fn wait_exited(&self, id: &str, timeout: Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let live = self.state.lock().unwrap().containers.get(id).is_some_and(|c| c.state.status.is_live());
+            let live = self.st().containers.get(id).is_some_and(|c| c.state.status.is_live());
             if !live {
                 return true;
             }
@@ -450,7 +459,7 @@ impl Daemon {
 
     fn exit_teardown(&self, id: &str) {
         let (c, ifnames) = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.st();
             let Some(mut c) = st.containers.get_mut(id) else { return };
             if !c.state.status.is_live() {
                 return;
@@ -469,7 +478,7 @@ impl Daemon {
         // Release addresses and ports (still "stopping": whoever waits for
         // the exit waits until the NAT state is gone too).
         {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.st();
             if let Some(mut cur) = st.containers.get_mut(id) {
                 for a in cur.attachments.iter_mut() {
                     a.endpoint = None;
@@ -485,7 +494,7 @@ impl Daemon {
         }
         let exit = shim::read_exit(&self.runtime_dir(id));
         let done = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.st();
             let Some(mut cur) = st.containers.get_mut(id) else { return };
             cur.state.status = RunState::Exited;
             cur.state.exit_code = Some(exit.unwrap_or(137));
@@ -503,8 +512,10 @@ impl Daemon {
 
     /// `berth rm [-f]`.
     pub fn remove(&self, key: &str, force: bool) -> Result<()> {
+        let id = self.st().container_id(key)?;
+        self.wait_settled(&id);
         let (id, name, live, attached) = {
-            let st = self.state.lock().unwrap();
+            let st = self.st();
             let c = st.container(key)?;
             (c.id.clone(), c.name.clone(), c.state.status.is_live(), !c.is_run())
         };
@@ -519,7 +530,7 @@ impl Daemon {
             }
             self.stop(&id, Duration::ZERO)?;
         }
-        let Some(gone) = self.state.lock().unwrap().containers.remove(&id) else { return Ok(()) };
+        let Some(gone) = self.st().containers.remove(&id) else { return Ok(()) };
         self.store.commit(&[Op::DelContainer(&id)], true)?;
         let _ = std::fs::remove_dir_all(self.runtime_dir(&id));
         let _ = std::fs::remove_dir_all(self.log_path(&id).parent().unwrap());
@@ -544,7 +555,7 @@ impl Daemon {
         }
         let publish = req.publish.iter().map(|p| parse_publish(p)).collect::<Result<Vec<_>, _>>()?;
         let c = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.st();
             if st.container_by_name(&req.name).is_some() {
                 return Err(CoreError::DuplicateContainer(req.name.clone()).into());
             }
@@ -573,11 +584,11 @@ impl Daemon {
             c
         };
         let undo = |d: &Daemon| {
-            d.state.lock().unwrap().containers.remove(&id);
+            d.st().containers.remove(&id);
             let _ = d.sync_fw(&c);
             let _ = d.store.commit(&[Op::DelContainer(&id)], false);
         };
-        let plans: Vec<_> = plans(&self.state.lock().unwrap(), &c).into_iter().map(|(_, p)| p).collect();
+        let plans: Vec<_> = plans(&self.st(), &c).into_iter().map(|(_, p)| p).collect();
         let applied = self.with_intent(&[Op::PutContainer(&c)], || {
             self.plumb(&NsRef::Path(path), &plans)?;
             self.sync_fw(&c).inspect_err(|_| {
@@ -590,8 +601,10 @@ impl Daemon {
             return Err(e);
         }
         let done = {
-            let mut st = self.state.lock().unwrap();
-            let mut cur = st.containers.get_mut(&id).expect("attaching containers stay in the state");
+            let mut st = self.st();
+            let Some(mut cur) = st.containers.get_mut(&id) else {
+                return Err(DaemonError::Conflict(format!("container {} was removed while attaching", c.name)));
+            };
             cur.state.status = RunState::Running;
             for a in cur.attachments.iter_mut() {
                 if let Some(e) = a.endpoint.as_mut() {
@@ -608,8 +621,10 @@ impl Daemon {
 
     /// `berth detach NAME`: undoes `attach`.
     pub fn detach(&self, key: &str) -> Result<()> {
+        let id = self.st().container_id(key)?;
+        self.wait_settled(&id);
         let c = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.st();
             let id = st.container_id(key)?;
             let mut c = st.containers.get_mut(&id).expect("found");
             if c.is_run() {
@@ -623,7 +638,7 @@ impl Daemon {
         };
         let fw = self.with_intent(&[Op::PutContainer(&c)], || {
             self.unplumb(&c.endpoints().map(|(_, e)| e.host_ifname.clone()).collect::<Vec<_>>());
-            self.state.lock().unwrap().containers.remove(&c.id);
+            self.st().containers.remove(&c.id);
             self.sync_fw(&c)
         });
         if let Err(e) = self.kernel.flush_conntrack(&c.ports) {

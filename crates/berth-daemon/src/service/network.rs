@@ -23,7 +23,7 @@ impl Daemon {
         let host_nets = if needs_host { self.kernel.host_nets(&self.bridge_names())? } else { vec![] };
         let id = new_id();
         let net = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.st();
             let ctx = NetworkContext {
                 networks: st.networks.values().map(|n| (n.name.as_str(), n.bridge.as_str(), n.ipam.iter().map(|c| c.subnet).collect())).collect(),
                 host_nets: &host_nets,
@@ -36,7 +36,7 @@ impl Daemon {
             net
         };
         let undo = |d: &Daemon| {
-            d.state.lock().unwrap().networks.remove(&id);
+            d.st().networks.remove(&id);
             let _ = d.fw.sync(d.kernel.as_ref(), || vec![(net_owner(&id), Default::default())]);
             let _ = d.kernel.delete_link(&net.bridge);
             let _ = d.store.commit(&[Op::DelNetwork(&id)], false);
@@ -63,7 +63,7 @@ impl Daemon {
     /// `berth network rm`.
     pub fn network_remove(&self, key: &str) -> Result<()> {
         let net = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.st();
             let net = st.network(key)?.clone();
             if net.predefined {
                 return Err(CoreError::PredefinedNetwork(net.name).into());
@@ -86,7 +86,7 @@ impl Daemon {
             net
         };
         if let Err(e) = self.store.commit(&[Op::DelNetwork(&net.id)], true) {
-            self.state.lock().unwrap().networks.insert(net.id.clone(), net);
+            self.st().networks.insert(net.id.clone(), net);
             return Err(e);
         }
         let removed = self.fw.sync(self.kernel.as_ref(), || vec![(net_owner(&net.id), Default::default())]).and_then(|_| {
@@ -99,7 +99,7 @@ impl Daemon {
         if let Err(e) = removed {
             // Put everything back as it was.
             warn!("removing network {}: {e}; restoring it", net.name);
-            self.state.lock().unwrap().networks.insert(net.id.clone(), net.clone());
+            self.st().networks.insert(net.id.clone(), net.clone());
             let _ = self.store.commit(&[Op::PutNetwork(&net)], true);
             let _ = self.kernel.ensure_bridge(&bridge_plan(&net));
             let _ = self.fw.sync(self.kernel.as_ref(), || vec![(net_owner(&net.id), network_elements(&net))]);
@@ -113,7 +113,7 @@ impl Daemon {
     /// `berth network prune`: removes user networks no container uses.
     pub fn network_prune(&self) -> Result<Vec<String>> {
         let candidates: Vec<String> = {
-            let st = self.state.lock().unwrap();
+            let st = self.st();
             st.networks
                 .values()
                 .filter(|n| !n.predefined && !st.containers.values().any(|c| c.attachments.iter().any(|a| a.network_id == n.id)))
@@ -135,7 +135,7 @@ impl Daemon {
             validate_name(a)?;
         }
         let (c, net_id, ns) = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.st();
             let net_id = st.network_id(key)?;
             let cid = st.container_id(&req.container)?;
             let mut c = st.containers[&cid].clone();
@@ -159,7 +159,7 @@ impl Daemon {
             (c, net_id, ns)
         };
         let restore = |d: &Daemon| {
-            let mut st = d.state.lock().unwrap();
+            let mut st = d.st();
             if let Some(mut cur) = st.containers.get_mut(&c.id) {
                 cur.attachments.retain(|a| a.network_id != net_id);
             };
@@ -169,22 +169,24 @@ impl Daemon {
             return Err(e);
         }
         if let Some(ns) = ns {
-            let plan = plans(&self.state.lock().unwrap(), &c).into_iter().find(|(n, _)| *n == net_id).map(|(_, p)| p).expect("just allocated");
+            let plan = plans(&self.st(), &c).into_iter().find(|(n, _)| *n == net_id).map(|(_, p)| p).expect("just allocated");
             let r = self.plumb(&ns, std::slice::from_ref(&plan)).and_then(|_| {
                 self.sync_fw(&c)
             });
             if let Err(e) = r {
                 self.unplumb(&[plan.host_ifname.clone()]);
                 restore(self);
-                let back = self.state.lock().unwrap().containers.get(&c.id).cloned();
+                let back = self.st().containers.get(&c.id).cloned();
                 if let Some(back) = back {
                     let _ = self.store.commit(&[Op::PutContainer(&back)], false);
                 }
                 return Err(e);
             }
             let done = {
-                let mut st = self.state.lock().unwrap();
-                let mut cur = st.containers.get_mut(&c.id).unwrap();
+                let mut st = self.st();
+                let Some(mut cur) = st.containers.get_mut(&c.id) else {
+                    return Err(crate::error::DaemonError::Conflict(format!("container {} was removed meanwhile", c.name)));
+                };
                 for a in cur.attachments.iter_mut().filter(|a| a.network_id == net_id) {
                     if let Some(e) = a.endpoint.as_mut() {
                         e.state = EndpointState::Up;
@@ -201,7 +203,7 @@ impl Daemon {
     /// `berth network disconnect NET CONTAINER`.
     pub fn network_disconnect(&self, key: &str, container: &str) -> Result<()> {
         let (c, net_id, ifname) = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.st();
             let net_id = st.network_id(key)?;
             let net_name = st.networks[&net_id].name.clone();
             let cid = st.container_id(container)?;
@@ -220,8 +222,8 @@ impl Daemon {
             self.unplumb(std::slice::from_ref(name));
         }
         let done = {
-            let mut st = self.state.lock().unwrap();
-            let mut cur = st.containers.get_mut(&c.id).unwrap();
+            let mut st = self.st();
+            let Some(mut cur) = st.containers.get_mut(&c.id) else { return Ok(()) };
             cur.attachments.retain(|a| a.network_id != net_id);
             cur.clone()
         };

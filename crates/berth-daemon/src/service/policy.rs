@@ -13,7 +13,7 @@ impl Daemon {
     pub fn policy_add(&self, req: &PolicyRequest) -> Result<Policy> {
         let p = validate_policy(req, &new_id()[..12])?;
         let target = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.st();
             st.policies.push(p.clone());
             st.container_by_name(&p.to.container).cloned()
         };
@@ -22,7 +22,7 @@ impl Daemon {
             None => Ok(()),
         });
         if let Err(e) = applied {
-            self.state.lock().unwrap().policies.retain(|x| x.id != p.id);
+            self.st().policies.retain(|x| x.id != p.id);
             let _ = self.store.commit(&[Op::DelPolicy(&p.id)], true);
             if let Some(c) = &target {
                 let _ = self.sync_fw(c);
@@ -34,7 +34,7 @@ impl Daemon {
 
     pub fn policy_remove(&self, id: &str) -> Result<()> {
         let (p, target) = {
-            let mut st = self.state.lock().unwrap();
+            let mut st = self.st();
             let Some(pos) = st.policies.iter().position(|p| p.id == id || (id.len() >= 4 && p.id.starts_with(id))) else {
                 return Err(DaemonError::NotFound(format!("no such policy: {id}")));
             };

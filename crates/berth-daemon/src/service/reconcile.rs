@@ -30,7 +30,7 @@ impl Daemon {
         // Deletions still queued are not news.
         self.kernel.settle();
         self.ensure_forwarding();
-        let networks: Vec<_> = self.state.lock().unwrap().networks.values().cloned().collect();
+        let networks: Vec<_> = self.st().networks.values().cloned().collect();
         for n in &networks {
             let existed = self.kernel.link_owned(&n.bridge)?.is_some();
             self.kernel.ensure_bridge(&bridge_plan(n))?;
@@ -44,7 +44,7 @@ impl Daemon {
         }
         // Links berth owns that nothing in the store wants.
         let (bridges, veths): (Vec<String>, Vec<String>) = {
-            let st = self.state.lock().unwrap();
+            let st = self.st();
             (
                 st.networks.values().map(|n| n.bridge.clone()).collect(),
                 st.containers.values().flat_map(|c| c.endpoints().map(|(_, e)| e.host_ifname.clone())).collect(),
@@ -58,7 +58,7 @@ impl Daemon {
             }
         }
         // Endpoints of live containers.
-        let live: Vec<_> = self.state.lock().unwrap().live().into_iter().cloned().collect();
+        let live: Vec<_> = self.st().live().into_iter().cloned().collect();
         for c in &live {
             let ns = match &c.kind {
                 ContainerKind::Run { .. } => match c.state.shim_pid {
@@ -67,7 +67,7 @@ impl Daemon {
                 },
                 ContainerKind::Attached { netns } => NsRef::Path(netns.into()),
             };
-            let ps = plans(&self.state.lock().unwrap(), c);
+            let ps = plans(&self.st(), c);
             for (_, p) in ps {
                 if !self.kernel.endpoint_ok(&ns, &p)? {
                     self.kernel.delete_link(&p.host_ifname)?;

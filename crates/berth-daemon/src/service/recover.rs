@@ -23,7 +23,7 @@ impl Daemon {
             if !proc::is_same_process(s.shim_pid, s.shim_start) {
                 continue;
             }
-            let known = self.state.lock().unwrap().containers.get(&id).is_some_and(|c| {
+            let known = self.st().containers.get(&id).is_some_and(|c| {
                 c.state.status.is_live() || (c.state.status == RunState::Starting)
             });
             if !known {
@@ -37,7 +37,7 @@ impl Daemon {
 
     /// Every owner's firewall wants, from the current state.
     pub fn all_wants(&self) -> Vec<(Owner, std::collections::BTreeSet<berth_core::nft::Element>)> {
-        let st = self.state.lock().unwrap();
+        let st = self.st();
         let mut v: Vec<_> = st.networks.values().map(|n| (net_owner(&n.id), berth_core::nft::network_elements(n))).collect();
         for c in st.containers.values() {
             v.push((crate::firewall::ctr_owner(&c.id), wants_of(&st, c)));
@@ -49,7 +49,7 @@ impl Daemon {
         // Kernel table and books agree before anything below changes them.
         self.fw.reset(self.kernel.as_ref(), self.all_wants())?;
         self.kill_orphan_shims();
-        let containers: Vec<_> = self.state.lock().unwrap().containers.values().cloned().collect();
+        let containers: Vec<_> = self.st().containers.values().cloned().collect();
         for c in containers {
             let dir = self.runtime_dir(&c.id);
             let alive = |pid: Option<u32>, start: Option<u64>| matches!((pid, start), (Some(p), Some(s)) if proc::is_same_process(p, s));
@@ -58,7 +58,7 @@ impl Daemon {
                     Some(s) if proc::is_same_process(s.shim_pid, s.shim_start) => {
                         info!("recover: container {} started before the crash; adopting it", c.name);
                         let rec = {
-                            let mut st = self.state.lock().unwrap();
+                            let mut st = self.st();
                             let mut cur = st.containers.get_mut(&c.id).unwrap();
                             cur.state.status = RunState::Running;
                             cur.state.pid = Some(s.pid);
@@ -74,7 +74,7 @@ impl Daemon {
                         if c.state.finished_at > 0 {
                             // It had run before: back to exited, as a failed `start` leaves it.
                             let rec = {
-                                let mut st = self.state.lock().unwrap();
+                                let mut st = self.st();
                                 let mut cur = st.containers.get_mut(&c.id).unwrap();
                                 for a in cur.attachments.iter_mut() {
                                     a.endpoint = None;
@@ -86,7 +86,7 @@ impl Daemon {
                             };
                             self.store.commit(&[Op::PutContainer(&rec)], true)?;
                         } else {
-                            self.state.lock().unwrap().containers.remove(&c.id);
+                            self.st().containers.remove(&c.id);
                             self.store.commit(&[Op::DelContainer(&c.id)], true)?;
                             let _ = std::fs::remove_dir_all(&dir);
                         }
@@ -112,18 +112,18 @@ impl Daemon {
                     info!("recover: finishing removal of {}", c.name);
                     self.unplumb(&c.endpoints().map(|(_, e)| e.host_ifname.clone()).collect::<Vec<_>>());
                     let _ = self.kernel.flush_conntrack(&c.ports);
-                    self.state.lock().unwrap().containers.remove(&c.id);
+                    self.st().containers.remove(&c.id);
                     self.store.commit(&[Op::DelContainer(&c.id)], true)?;
                 }
                 (ContainerKind::Attached { netns }, RunState::Starting | RunState::Running) => {
                     if self.kernel.check_netns(std::path::Path::new(netns)).is_err() {
                         info!("recover: namespace of attached container {} is gone; removing it", c.name);
                         self.unplumb(&c.endpoints().map(|(_, e)| e.host_ifname.clone()).collect::<Vec<_>>());
-                        self.state.lock().unwrap().containers.remove(&c.id);
+                        self.st().containers.remove(&c.id);
                         self.store.commit(&[Op::DelContainer(&c.id)], true)?;
                     } else if c.state.status == RunState::Starting {
                         let rec = {
-                            let mut st = self.state.lock().unwrap();
+                            let mut st = self.st();
                             let mut cur = st.containers.get_mut(&c.id).unwrap();
                             cur.state.status = RunState::Running;
                             cur.clone()
@@ -135,7 +135,7 @@ impl Daemon {
             }
             // Endpoint-level intents (network connect/disconnect).
             let (rec, gone) = {
-                let mut st = self.state.lock().unwrap();
+                let mut st = self.st();
                 let Some(mut cur) = st.containers.get_mut(&c.id) else { continue };
                 let mut changed = false;
                 let mut gone = Vec::new();

@@ -40,7 +40,7 @@ impl Daemon {
     /// Watches every running container (after start-up recovery).
     pub fn watch_all(&self) {
         let running: Vec<(String, u32, u64)> = {
-            let st = self.state.lock().unwrap();
+            let st = self.st();
             st.containers
                 .values()
                 .filter(|c| matches!(c.kind, ContainerKind::Run { .. }) && c.state.status == RunState::Running)
