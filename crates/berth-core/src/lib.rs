@@ -11,6 +11,7 @@ pub mod config;
 pub mod dns;
 pub mod error;
 pub mod files;
+pub mod fuzzing;
 pub mod ipam;
 pub mod model;
 pub mod names;

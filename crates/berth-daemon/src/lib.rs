@@ -5,6 +5,7 @@ pub mod api;
 pub mod daemon;
 pub mod dns;
 pub mod error;
+pub mod fake;
 pub mod firewall;
 pub mod kernel;
 pub mod server;

@@ -1,0 +1,87 @@
+//! Entry points shared by the cargo-fuzz targets (`fuzz/`) and the
+//! regression test that replays their corpora on stable (`tests/fuzz_corpus.rs`).
+//! Each takes arbitrary bytes and must never panic.
+
+use std::collections::BTreeMap;
+
+use crate::config::{ConfigFile, DaemonConfig};
+use crate::request::{self, AttachRequest, NetworkConnect, NetworkContext, NetworkCreate, PolicyRequest, RunRequest};
+use crate::subnets::{self, AddressPool};
+
+fn text(data: &[u8]) -> &str {
+    std::str::from_utf8(data).unwrap_or("")
+}
+
+/// `-p` and `--expose` specifications.
+pub fn publish_spec(data: &[u8]) {
+    let s = text(data);
+    if let Ok(p) = crate::ports::parse_publish(s) {
+        // What parses is internally consistent.
+        assert!(p.container_ports.0 >= 1 && p.container_ports.0 <= p.container_ports.1);
+        if let Some((a, b)) = p.host_ports {
+            assert!(a >= 1 && a <= b);
+        }
+    }
+    let _ = crate::ports::parse_expose(s);
+}
+
+/// CIDRs, address pools, network options and policy targets.
+pub fn cidr_and_options(data: &[u8]) {
+    let s = text(data);
+    if let Ok(n) = subnets::parse_subnet(s) {
+        assert_eq!(n.addr(), n.network());
+    }
+    let _ = subnets::parse_cidr_any(s);
+    let _ = subnets::parse_ip(s);
+    if let Ok(p) = AddressPool::parse(s) {
+        assert!(p.blocks().next().is_some());
+    }
+    let opts: BTreeMap<String, String> =
+        s.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let _ = request::parse_options(&opts, true);
+    let mut parts = s.splitn(3, '\n');
+    let req = PolicyRequest {
+        action: parts.next().unwrap_or("").to_string(),
+        from: parts.next().unwrap_or("").to_string(),
+        to: parts.next().unwrap_or("").to_string(),
+    };
+    let _ = request::validate_policy(&req, "x");
+    let _ = crate::names::validate_name(s);
+    let _ = crate::names::validate_hostname(s);
+    let _ = crate::dns::normalize(s);
+    let _ = crate::dns::parse_reverse_v4(s);
+}
+
+/// The daemon's JSON configuration file.
+pub fn daemon_config(data: &[u8]) {
+    if let Ok(c) = ConfigFile::parse_json(text(data)) {
+        let _ = DaemonConfig::resolve(&c);
+        let _ = ConfigFile::merge(&c, &ConfigFile::default());
+    }
+}
+
+/// API request bodies, validated against a fixed world.
+pub fn api_bodies(data: &[u8]) {
+    let _ = serde_json::from_slice::<RunRequest>(data);
+    let _ = serde_json::from_slice::<AttachRequest>(data);
+    let _ = serde_json::from_slice::<NetworkConnect>(data);
+    if let Ok(p) = serde_json::from_slice::<PolicyRequest>(data) {
+        let _ = request::validate_policy(&p, "x");
+    }
+    if let Ok(req) = serde_json::from_slice::<NetworkCreate>(data) {
+        let pools = subnets::default_pools();
+        let host: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ctx = NetworkContext {
+            networks: vec![("berth0", "berth0", vec!["172.17.0.0/16".parse().unwrap()])],
+            host_nets: &host,
+            pools: &pools,
+            default_mtu: 1500,
+            default_icc: true,
+        };
+        if let Ok(n) = request::validate_network_create(&req, &ctx, &"0".repeat(64), 0) {
+            let c = &n.ipam[0];
+            assert!(c.subnet.contains(&c.gateway));
+            assert!(n.bridge.len() <= 15);
+        }
+    }
+}

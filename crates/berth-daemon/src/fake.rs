@@ -1,0 +1,114 @@
+//! A recording fake of the kernel, so the request flows — validation,
+//! allocation, intent, rollback — are tested without root. It keeps the
+//! objects it was asked to create and can be told to fail an operation.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
+use std::sync::Mutex;
+
+use berth_core::model::PortMapping;
+use berth_core::nft::Element;
+use berth_core::plan::{BridgePlan, EndpointPlan};
+use ipnet::IpNet;
+
+use crate::error::{DaemonError, Result};
+use crate::kernel::{Kernel, NsRef, OwnedLink};
+
+#[derive(Default)]
+pub struct FakeKernel {
+    pub links: Mutex<BTreeSet<String>>,
+    pub elements: Mutex<BTreeSet<Element>>,
+    /// Operations that fail, by name ("add_endpoint", "apply_elements", ...).
+    pub fail: Mutex<HashSet<&'static str>>,
+    /// Host ports a "host process" holds.
+    pub busy_ports: Mutex<HashSet<u16>>,
+}
+
+impl FakeKernel {
+    fn check(&self, op: &'static str) -> Result<()> {
+        if self.fail.lock().unwrap().contains(op) {
+            return Err(DaemonError::Internal(format!("injected failure: {op}")));
+        }
+        Ok(())
+    }
+}
+
+impl Kernel for FakeKernel {
+    fn ensure_bridge(&self, plan: &BridgePlan) -> Result<()> {
+        self.check("ensure_bridge")?;
+        self.links.lock().unwrap().insert(plan.name.clone());
+        Ok(())
+    }
+    fn link_addresses(&self, _name: &str) -> Result<Option<Vec<IpNet>>> {
+        Ok(None)
+    }
+    fn link_owned(&self, name: &str) -> Result<Option<bool>> {
+        Ok(self.links.lock().unwrap().contains(name).then_some(true))
+    }
+    fn add_endpoint(&self, _ns: &NsRef, plan: &EndpointPlan) -> Result<()> {
+        self.check("add_endpoint")?;
+        self.links.lock().unwrap().insert(plan.host_ifname.clone());
+        Ok(())
+    }
+    fn endpoint_ok(&self, _ns: &NsRef, plan: &EndpointPlan) -> Result<bool> {
+        Ok(self.links.lock().unwrap().contains(&plan.host_ifname))
+    }
+    fn delete_link(&self, name: &str) -> Result<()> {
+        self.links.lock().unwrap().remove(name);
+        Ok(())
+    }
+    fn remove_endpoint(&self, host_ifname: &str) -> Result<()> {
+        self.delete_link(host_ifname)
+    }
+    fn settle(&self) {}
+    fn owned_links(&self) -> Result<Vec<OwnedLink>> {
+        Ok(self.links.lock().unwrap().iter().map(|n| OwnedLink { name: n.clone(), is_bridge: !n.starts_with("bthv") }).collect())
+    }
+    fn apply_elements(&self, del: &BTreeSet<Element>, add: &BTreeSet<Element>) -> Result<()> {
+        self.check("apply_elements")?;
+        let mut e = self.elements.lock().unwrap();
+        for d in del {
+            if !e.remove(d) {
+                return Err(DaemonError::Internal(format!("deleting a missing element {}", d.text())));
+            }
+        }
+        e.extend(add.iter().cloned());
+        Ok(())
+    }
+    fn reset_table(&self, elements: &BTreeSet<Element>) -> Result<()> {
+        *self.elements.lock().unwrap() = elements.clone();
+        Ok(())
+    }
+    fn list_table(&self) -> Result<Option<String>> {
+        Ok(Some(berth_core::nft::render_table(&self.elements.lock().unwrap())))
+    }
+    fn host_nets(&self, _exclude: &[String]) -> Result<Vec<IpNet>> {
+        Ok(vec![])
+    }
+    fn sysctl(&self, _key: &str, _value: &str) -> Result<bool> {
+        Ok(false)
+    }
+    fn check_netns(&self, path: &Path) -> Result<()> {
+        if path.to_string_lossy().starts_with("/fake/ns/") {
+            Ok(())
+        } else {
+            Err(berth_linux::LinuxError::NotNetns(path.display().to_string()).into())
+        }
+    }
+    fn host_listeners(&self, _udp: bool) -> Vec<(std::net::IpAddr, u16)> {
+        self.busy_ports.lock().unwrap().iter().map(|p| ("0.0.0.0".parse().unwrap(), *p)).collect()
+    }
+    fn port_bindable(&self, _udp: bool, _ip: Option<std::net::IpAddr>, port: u16) -> std::io::Result<()> {
+        if self.busy_ports.lock().unwrap().contains(&port) {
+            Err(std::io::Error::from_raw_os_error(libc::EADDRINUSE))
+        } else {
+            Ok(())
+        }
+    }
+    fn ephemeral_range(&self) -> (u16, u16) {
+        (40000, 40099)
+    }
+    fn flush_conntrack(&self, _mappings: &[PortMapping]) -> Result<()> {
+        Ok(())
+    }
+}

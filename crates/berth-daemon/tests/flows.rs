@@ -1,0 +1,123 @@
+//! Request flows against the recording fake kernel (no root): rollback on
+//! failure leaves store and kernel as they were; host ports are never given
+//! twice (property test).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use berth_core::config::{ConfigFile, DaemonConfig};
+use berth_core::request::{AttachRequest, NetworkCreate};
+use berth_daemon::fake::FakeKernel;
+use berth_daemon::Daemon;
+use proptest::prelude::*;
+
+fn daemon() -> (Arc<Daemon>, Arc<FakeKernel>, tempdir::Dir) {
+    let dir = tempdir::Dir::new();
+    let cfg = DaemonConfig::resolve(&ConfigFile {
+        root: Some(dir.0.join("root")),
+        exec_root: Some(dir.0.join("run")),
+        ..Default::default()
+    })
+    .unwrap();
+    let k = Arc::new(FakeKernel::default());
+    let d = Daemon::open(cfg, k.clone(), None).unwrap();
+    (d, k, dir)
+}
+
+mod tempdir {
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Dir {
+            let mut b = [0u8; 8];
+            // SAFETY: getrandom into a local buffer.
+            unsafe { libc::getrandom(b.as_mut_ptr() as *mut libc::c_void, 8, 0) };
+            let p = std::env::temp_dir().join(format!("berth-flow-{}", u64::from_ne_bytes(b)));
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn attach(name: &str, publish: &[&str]) -> AttachRequest {
+    AttachRequest {
+        netns: format!("/fake/ns/{name}"),
+        name: name.into(),
+        publish: publish.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn failed_requests_roll_back() {
+    let (d, k, _dir) = daemon();
+    d.attach(&attach("ok", &["8080:80"])).unwrap();
+    let (store, links, elems) = (d.store.dump().unwrap(), k.links.lock().unwrap().clone(), k.elements.lock().unwrap().clone());
+    for op in ["add_endpoint", "apply_elements"] {
+        k.fail.lock().unwrap().insert(op);
+        let err = d.attach(&attach("x", &["9090:80"])).unwrap_err();
+        assert!(err.to_string().contains("injected failure"), "{err}");
+        k.fail.lock().unwrap().remove(op);
+        assert_eq!(d.store.dump().unwrap(), store, "store rolled back after {op} failed");
+        assert_eq!(*k.links.lock().unwrap(), links, "links rolled back after {op} failed");
+        assert_eq!(*k.elements.lock().unwrap(), elems, "elements rolled back after {op} failed");
+    }
+    k.fail.lock().unwrap().insert("ensure_bridge");
+    assert!(d.network_create(&NetworkCreate { name: "n".into(), ..Default::default() }).is_err());
+    k.fail.lock().unwrap().clear();
+    assert_eq!(d.store.dump().unwrap(), store, "network create rolled back");
+    // And the next request works, with the address the failed ones did not keep.
+    d.attach(&attach("y", &["9090:80"])).unwrap();
+}
+
+#[test]
+fn a_host_process_port_is_refused() {
+    let (d, k, _dir) = daemon();
+    k.busy_ports.lock().unwrap().insert(8081);
+    let err = d.attach(&attach("x", &["8081:80"])).unwrap_err().to_string();
+    assert!(err.contains("address already in use"), "{err}");
+    let err = d.attach(&attach("y", &["8000-8100:8000-8100"])).unwrap_err().to_string();
+    assert!(err.contains("address already in use"), "{err}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    /// Whatever mix of explicit ports, ranges and random ports is asked for,
+    /// concurrently held host ports never repeat, random ones come from the
+    /// ephemeral range, and detaching frees them.
+    #[test]
+    fn host_ports_never_twice(reqs in proptest::collection::vec((0u8..4, 1u16..30, any::<bool>()), 1..25)) {
+        let (d, _k, _dir) = daemon();
+        let mut live = Vec::new();
+        for (i, (kind, n, detach_one)) in reqs.iter().enumerate() {
+            let spec = match kind {
+                0 => format!("{}:80", 8000 + n),
+                1 => format!("{}-{}:{}-{}", 8000 + n, 8000 + n + 3, 9000, 9003),
+                2 => "80".to_string(),
+                _ => format!("{}/udp", 53),
+            };
+            let name = format!("c{i}");
+            if d.attach(&attach(&name, &[&spec])).is_ok() {
+                live.push(name);
+            }
+            if *detach_one && !live.is_empty() {
+                let victim = live.remove(0);
+                d.detach(&victim).unwrap();
+            }
+            let st = d.st();
+            let mut seen = HashSet::new();
+            for c in st.containers.values() {
+                for p in &c.ports {
+                    prop_assert!(seen.insert((p.container.proto, p.host_port)), "host port {} twice", p.host_port);
+                    if spec == "80" || spec.ends_with("/udp") {
+                        prop_assert!(p.host_port >= 8000 || (40000..=40099).contains(&p.host_port));
+                    }
+                }
+            }
+        }
+    }
+}
