@@ -19,3 +19,12 @@ pub mod shim;
 pub mod sysctl;
 
 pub use error::{LinuxError, Result};
+
+/// Processes this program has started (`nft` runs and container shims).
+/// `berth bench` reads it through `/info` to show that publishing ports
+/// starts none.
+pub static PROCESSES_STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub(crate) fn count_process() {
+    PROCESSES_STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}

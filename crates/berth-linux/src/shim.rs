@@ -99,6 +99,7 @@ pub fn spawn(exe: &Path, spec_file: &Path) -> Result<PendingShim> {
             Ok(())
         });
     }
+    crate::count_process();
     let child = cmd.spawn().ctx(|| format!("start {} shim", exe.display()))?;
     drop(go_r);
     drop(st_w);

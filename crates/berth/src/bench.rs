@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use hyper::Method;
 use serde_json::json;
 
-use crate::local::{enter_sandbox, LocalDaemon};
+use crate::local::LocalDaemon;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -84,18 +84,7 @@ pub(crate) fn forks() -> u64 {
 }
 
 pub fn run(a: &BenchArgs) -> ExitCode {
-    if let Err(e) = enter_sandbox() {
-        eprintln!("berth bench: {e:#}");
-        return ExitCode::from(1);
-    }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    match rt.block_on(bench(a)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("berth bench: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    crate::local::run_sandboxed("bench", || async { bench(a).await.map(|()| 0) })
 }
 
 async fn bench(a: &BenchArgs) -> Result<()> {
@@ -185,12 +174,15 @@ async fn bench(a: &BenchArgs) -> Result<()> {
     sh(&format!("ip netns add {range_ns}"))?;
     let spec = format!("20000-{}:20000-{}", 20000 + a.range as u32 - 1, 20000 + a.range as u32 - 1);
     let f0 = forks();
+    let p0 = c.get("/info").await?["ProcessesStarted"].as_u64().unwrap_or(0);
     let t = Instant::now();
     c.post("/containers/attach", &json!({"Netns": format!("/run/netns/{range_ns}"), "Name": "range", "Network": "benchc", "Publish": [spec]})).await?;
     let range_ms = ms(t);
     let range_forks = forks() - f0;
+    let range_procs = c.get("/info").await?["ProcessesStarted"].as_u64().unwrap_or(0) - p0;
     println!("{:<58} {:>5} {:>10.3} {:>10}", format!("publish a {}-port range (one API call)", a.range), 1, range_ms, "-");
-    println!("{:<58} {:>5} {:>10}", "  processes started meanwhile (whole machine)", "", range_forks);
+    println!("{:<58} {:>5} {:>10}", "  processes berth started for it", "", range_procs);
+    println!("{:<58} {:>5} {:>10}", "  processes and threads created on the machine meanwhile", "", range_forks);
 
     println!("\ntargets");
     println!("  API attach median {first:.3} ms <= 2 ms: {}", verdict(first <= 2.0));
@@ -198,7 +190,7 @@ async fn bench(a: &BenchArgs) -> Result<()> {
     println!("  API detach median {det_med:.3} ms <= 2 ms: {}", verdict(det_med <= 2.0));
     println!("  containers {}-{} / 1-20 = {:.2} <= 1.10: {}", n - k + 1, n, last / first, verdict(last / first <= 1.10));
     println!("  berth attach command / ip commands = {:.3} <= 0.12: {}", cli_med / ip_med, verdict(cli_med / ip_med <= 0.12));
-    println!("  {}-port range {range_ms:.1} ms <= 100 ms, 0 processes started by berth: {}", a.range, verdict(range_ms <= 100.0));
+    println!("  {}-port range {range_ms:.1} ms <= 100 ms, 0 processes started by berth: {}", a.range, verdict(range_ms <= 100.0 && range_procs == 0));
 
     if !a.no_throughput {
         if let Err(e) = throughput(&d, a.range).await {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use crate::local::{enter_sandbox, LocalDaemon};
+use crate::local::LocalDaemon;
 
 #[derive(clap::Args)]
 pub struct BenchDnsArgs {
@@ -142,18 +142,7 @@ fn upstream(ns: &str, addr: &str) -> Result<()> {
 }
 
 pub fn run(a: &BenchDnsArgs) -> ExitCode {
-    if let Err(e) = enter_sandbox() {
-        eprintln!("berth bench-dns: {e:#}");
-        return ExitCode::from(1);
-    }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    match rt.block_on(bench(a)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("berth bench-dns: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+    crate::local::run_sandboxed("bench-dns", || async { bench(a).await.map(|()| 0) })
 }
 
 async fn bench(a: &BenchDnsArgs) -> Result<()> {

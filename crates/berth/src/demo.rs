@@ -8,7 +8,7 @@ use std::process::{Command, ExitCode, Output};
 
 use anyhow::Result;
 
-use crate::local::{enter_sandbox, LocalDaemon};
+use crate::local::LocalDaemon;
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -113,22 +113,13 @@ pub fn run(a: &DemoArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    if let Err(e) = enter_sandbox() {
-        eprintln!("berth demo: {e:#}");
-        return ExitCode::from(1);
-    }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    match rt.block_on(demo(a)) {
-        Ok(0) => ExitCode::SUCCESS,
-        Ok(n) => {
+    crate::local::run_sandboxed("demo", || async {
+        let n = demo(a).await?;
+        if n > 0 {
             eprintln!("\nberth demo: {n} expectation(s) not met");
-            ExitCode::from(1)
         }
-        Err(e) => {
-            eprintln!("berth demo: {e:#}");
-            ExitCode::from(1)
-        }
-    }
+        Ok(if n == 0 { 0 } else { 1 })
+    })
 }
 
 async fn demo(a: &DemoArgs) -> Result<usize> {

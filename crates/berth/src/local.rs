@@ -15,6 +15,21 @@ pub struct LocalDaemon {
     pub dir: PathBuf,
     child: Child,
     pub client: Client,
+    shut: bool,
+}
+
+/// On an early return (an error), nothing of the daemon is left running.
+impl Drop for LocalDaemon {
+    fn drop(&mut self) {
+        if self.shut {
+            return;
+        }
+        let _ = Command::new("pkill").arg("-9").arg("-f").arg(format!("shim {}", self.dir.display())).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        self.shut = true;
+    }
 }
 
 /// Enters the sandbox. Must run before any other thread is started.
@@ -25,6 +40,23 @@ pub fn enter_sandbox() -> Result<()> {
     }
     berth_linux::sandbox::enter().context("entering a private network namespace")?;
     Ok(())
+}
+
+/// Runs `job` (named `what` in errors) inside a fresh sandbox on a
+/// single-threaded runtime: the shared start of `demo`, `bench`, `bench-dns`.
+pub fn run_sandboxed<F: std::future::Future<Output = Result<u8>>>(what: &str, job: impl FnOnce() -> F) -> std::process::ExitCode {
+    if let Err(e) = enter_sandbox() {
+        eprintln!("berth {what}: {e:#}");
+        return std::process::ExitCode::from(1);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    match rt.block_on(job()) {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(e) => {
+            eprintln!("berth {what}: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
 }
 
 impl LocalDaemon {
@@ -45,7 +77,7 @@ impl LocalDaemon {
             .spawn()
             .context("starting berth daemon")?;
         let client = Client::new(Some(&format!("unix://{}", dir.join("run/berth.sock").display())))?;
-        let mut d = LocalDaemon { dir, child, client };
+        let mut d = LocalDaemon { dir, child, client, shut: false };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if d.client.raw(Method::GET, "/_ping", None).await.is_ok() {
@@ -79,5 +111,6 @@ impl LocalDaemon {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+        self.shut = true;
     }
 }

@@ -222,3 +222,29 @@ fn users_own_table_wins() {
     sh("nft delete table inet mine");
     assert_eq!(outside_tcp("10.99.0.1", 8000).as_deref(), Some("ok-from-web"));
 }
+
+/// Overlapping policies (found by the isolation-matrix suite: the kernel
+/// refuses overlapping interval elements, which broke restarts) are cut
+/// into disjoint elements and behave as their union.
+#[test]
+fn overlapping_policies() {
+    let Some(mut s) = Sandbox::new() else { return };
+    s.outside(&[]);
+    s.server("web", &["-p", "8000:80"], 80);
+    let narrow = s.ok(&["policy", "deny", "--from", "10.99.0.2/32", "--to", "web:80"]).trim().to_string();
+    let broad = s.ok(&["policy", "deny", "--from", "10.99.0.0/24", "--to", "web"]).trim().to_string();
+    s.ok(&["policy", "deny", "--from", "10.99.0.0/31", "--to", "web:80/tcp"]);
+    assert_eq!(outside_tcp("10.99.0.1", 8000), None);
+    s.stop_daemon(false);
+    s.start_daemon();
+    sh("nft flush ruleset");
+    s.ok(&["reconcile"]);
+    assert_eq!(outside_tcp("10.99.0.1", 8000), None);
+    s.ok(&["policy", "rm", &broad]);
+    assert_eq!(outside_tcp("10.99.0.1", 8000), None, "the narrower ones still deny");
+    s.ok(&["policy", "rm", &narrow]);
+    let rest = s.ok(&["policy", "ls"]);
+    let last = rest.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    s.ok(&["policy", "rm", &last]);
+    assert_eq!(outside_tcp("10.99.0.1", 8000).as_deref(), Some("ok-from-web"));
+}

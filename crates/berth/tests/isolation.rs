@@ -585,13 +585,39 @@ fn build(s: &Sandbox, r: &mut Rng, seed: u64, default_icc: bool, user_icc: &[boo
         };
         let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
         let net = Ipv4Addr::from(u32::from(addr) & mask);
-        s.ok(&["policy", "deny", "--from", &format!("{net}/{prefix}"), "--to", &format!("{}:80", t.ctrs[to].name)]);
+        let (from, target) = (format!("{net}/{prefix}"), format!("{}:80", t.ctrs[to].name));
+        let o = s.berth(&["policy", "deny", "--from", &from, "--to", &target]);
         t.pols.push(Pol { net, prefix, to, why });
+        assert!(
+            o.status.success(),
+            "seed {seed}: `berth policy deny --from {from} --to {target}` (policy #{}) was refused: {}\n{}",
+            t.pols.len() - 1,
+            String::from_utf8_lossy(&o.stderr).trim(),
+            t.describe()
+        );
     }
     t
 }
 
 // ---------------------------------------------------------------- the suite
+
+/// Runs a step of the harness; if it panics, panics again with the seed and
+/// the topology (the harness's own message says neither). The containers'
+/// commands (each its own process group) are killed first: when the daemon
+/// cannot come back, the harness cannot remove them.
+fn step<R>(t: &Topo, what: &str, f: impl FnOnce() -> R) -> R {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(e) => {
+            for c in t.ctrs.iter().filter(|c| c.pid > 1) {
+                // SAFETY: signals the process group of a command this test started.
+                unsafe { libc::kill(-(c.pid as i32), libc::SIGKILL) };
+            }
+            let msg = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            panic!("seed {}: {what} failed: {msg}\n{}", t.seed, t.describe())
+        }
+    }
+}
 
 /// Probes the whole matrix; returns (pairs probed, mismatch table lines).
 fn round(t: &Topo, label: &str) -> (usize, Vec<String>) {
@@ -617,7 +643,7 @@ fn round(t: &Topo, label: &str) -> (usize, Vec<String>) {
             }
             if o != want {
                 bad.push(format!(
-                    "  {label:<10} {:<16} -> {:<40} expected {:<22} observed {:<22} [{}]",
+                    "  {label:<10} {:<16} -> {:<40} {:<26} {:<26} [{}]",
                     t.src_name(p.src),
                     t.dst_name(p.dst),
                     want.show(),
@@ -664,7 +690,7 @@ fn isolation_matrix() {
     mismatches.extend(bad);
 
     s.stop_daemon(false);
-    s.start_daemon();
+    step(&t, "restarting the daemon", || s.start_daemon());
     refresh(&s, &mut t, "after the daemon restart");
     wait_ready(&t);
     let (n, bad) = round(&t, "restart");
@@ -672,7 +698,7 @@ fn isolation_matrix() {
     mismatches.extend(bad);
 
     sh("nft flush ruleset");
-    s.ok(&["reconcile"]);
+    step(&t, "`berth reconcile` after `nft flush ruleset`", || s.ok(&["reconcile"]));
     refresh(&s, &mut t, "after nft flush ruleset + reconcile");
     wait_ready(&t);
     let (n, bad) = round(&t, "reconcile");
@@ -694,7 +720,7 @@ fn isolation_matrix() {
     );
     if !mismatches.is_empty() {
         panic!(
-            "seed {seed}: {} mismatches between the model and the probes\n{}\n  round      source           -> destination                              expected               observed               [model's reason]\n{}\n--- rules ---\n{}",
+            "seed {seed}: {} mismatches between the model and the probes\n{}\n  round      source           -> destination                              expected                   observed                   [model's reason]\n{}\n--- rules ---\n{}",
             mismatches.len(),
             t.describe(),
             mismatches.join("\n"),

@@ -168,6 +168,17 @@ impl Container {
         self.attachments.iter().filter_map(|a| a.endpoint.as_ref().map(|e| (a, e)))
     }
 
+    /// Back to "exited" after a start that did not complete: no addresses,
+    /// no published ports (exit status 128, as for a failed start).
+    pub fn mark_start_failed(&mut self) {
+        for a in self.attachments.iter_mut() {
+            a.endpoint = None;
+        }
+        self.ports.clear();
+        self.state.status = RunState::Exited;
+        self.state.exit_code = Some(128);
+    }
+
     /// Ports a linking container may open: `--expose` and the container side of `-p`.
     pub fn exposed_ports(&self) -> Vec<PortProto> {
         let mut v: Vec<PortProto> = self.expose.clone();

@@ -45,11 +45,12 @@ pub enum Element {
     /// `ports_addr4`: host port on one local address → container address:port.
     PortAddr4 { host_ip: Ipv4Addr, proto: Proto, host_port: u16, addr: Ipv4Addr, port: u16 },
     /// `deny4`: drop (source range, container address, protocol, ports).
-    Deny4 { src: (Ipv4Addr, Ipv4Addr), dst: Ipv4Addr, proto: Option<Proto>, ports: PortRange },
+    /// Ranges are disjoint across elements of one container (see `desired`).
+    Deny4 { src: (Ipv4Addr, Ipv4Addr), dst: Ipv4Addr, protos: (u8, u8), ports: PortRange },
     /// `allow4`: permitted sources of a guarded destination.
-    Allow4 { src: (Ipv4Addr, Ipv4Addr), dst: Ipv4Addr, proto: Option<Proto>, ports: PortRange },
+    Allow4 { src: (Ipv4Addr, Ipv4Addr), dst: Ipv4Addr, protos: (u8, u8), ports: PortRange },
     /// `guarded4`: destinations that only allowed sources may reach.
-    Guarded4 { dst: Ipv4Addr, proto: Option<Proto>, ports: PortRange },
+    Guarded4 { dst: Ipv4Addr, protos: (u8, u8), ports: PortRange },
 }
 
 fn ifname_bytes(name: &str) -> [u8; 16] {
@@ -68,17 +69,21 @@ fn push_proto(v: &mut Vec<u8>, p: u8) {
     v.extend_from_slice(&[p, 0, 0, 0]);
 }
 
-fn proto_range(p: Option<Proto>) -> (u8, u8) {
-    match p {
-        Some(p) => (p.number(), p.number()),
-        None => (0, 255),
+/// A protocol range in nft syntax: `tcp`, `udp`, a number, or `A-B`.
+fn proto_text((a, b): (u8, u8)) -> String {
+    match (a, b) {
+        (6, 6) => "tcp".into(),
+        (17, 17) => "udp".into(),
+        (a, b) if a == b => a.to_string(),
+        (a, b) => format!("{a}-{b}"),
     }
 }
 
-fn proto_text(p: Option<Proto>) -> String {
+/// The protocol range of "this protocol" or "any protocol".
+pub fn protos_of(p: Option<Proto>) -> (u8, u8) {
     match p {
-        Some(p) => p.as_str().to_string(),
-        None => "0-255".to_string(),
+        Some(p) => (p.number(), p.number()),
+        None => (0, 255),
     }
 }
 
@@ -120,14 +125,14 @@ impl Element {
             Element::PortAddr4 { host_ip, proto, host_port, addr, port } => {
                 format!("{host_ip} . {proto} . {host_port} : {addr} . {port}")
             }
-            Element::Deny4 { src, dst, proto, ports } | Element::Allow4 { src, dst, proto, ports } => format!(
+            Element::Deny4 { src, dst, protos, ports } | Element::Allow4 { src, dst, protos, ports } => format!(
                 "{} . {dst} . {} . {}",
                 range_text(src.0, src.1),
-                proto_text(*proto),
+                proto_text(*protos),
                 range_text(ports.0, ports.1)
             ),
-            Element::Guarded4 { dst, proto, ports } => {
-                format!("{dst} . {} . {}", proto_text(*proto), range_text(ports.0, ports.1))
+            Element::Guarded4 { dst, protos, ports } => {
+                format!("{dst} . {} . {}", proto_text(*protos), range_text(ports.0, ports.1))
             }
         }
     }
@@ -177,15 +182,15 @@ impl Element {
                 push_proto(&mut v, proto.number());
                 push_port(&mut v, *host_port);
             }
-            Element::Deny4 { src, dst, proto, ports } | Element::Allow4 { src, dst, proto, ports } => {
-                let (p0, p1) = proto_range(*proto);
+            Element::Deny4 { src, dst, protos, ports } | Element::Allow4 { src, dst, protos, ports } => {
+                let (p0, p1) = *protos;
                 v.extend_from_slice(&(if end { src.1 } else { src.0 }).octets());
                 v.extend_from_slice(&dst.octets());
                 push_proto(&mut v, if end { p1 } else { p0 });
                 push_port(&mut v, if end { ports.1 } else { ports.0 });
             }
-            Element::Guarded4 { dst, proto, ports } => {
-                let (p0, p1) = proto_range(*proto);
+            Element::Guarded4 { dst, protos, ports } => {
+                let (p0, p1) = *protos;
                 v.extend_from_slice(&dst.octets());
                 push_proto(&mut v, if end { p1 } else { p0 });
                 push_port(&mut v, if end { ports.1 } else { ports.0 });
@@ -232,7 +237,7 @@ mod tests {
         let e = Element::Deny4 {
             src: ("10.0.0.1".parse().unwrap(), "10.0.0.5".parse().unwrap()),
             dst: "172.17.0.4".parse().unwrap(),
-            proto: None,
+            protos: (0, 255),
             ports: PortRange::ANY,
         };
         assert_eq!(words(&e.key()), "0100000a 040011ac 00000000 00000000");

@@ -27,6 +27,7 @@ pub async fn info(State(d): State<Shared>) -> ApiResult<Json<Value>> {
             "Socket": d.cfg.socket,
             "NftTable": "inet berth",
             "ServerVersion": env!("CARGO_PKG_VERSION"),
+            "ProcessesStarted": berth_linux::PROCESSES_STARTED.load(std::sync::atomic::Ordering::Relaxed),
         }))
     })
     .await?;

@@ -318,12 +318,7 @@ impl Daemon {
                 None
             } else {
                 st.containers.get_mut(&c.id).map(|mut cur| {
-                    for a in cur.attachments.iter_mut() {
-                        a.endpoint = None;
-                    }
-                    cur.ports.clear();
-                    cur.state.status = RunState::Exited;
-                    cur.state.exit_code = Some(128);
+                    cur.mark_start_failed();
                     cur.clone()
                 })
             }

@@ -76,12 +76,7 @@ impl Daemon {
                             let rec = {
                                 let mut st = self.st();
                                 let mut cur = st.containers.get_mut(&c.id).unwrap();
-                                for a in cur.attachments.iter_mut() {
-                                    a.endpoint = None;
-                                }
-                                cur.ports.clear();
-                                cur.state.status = RunState::Exited;
-                                cur.state.exit_code = Some(128);
+                                cur.mark_start_failed();
                                 cur.clone()
                             };
                             self.store.commit(&[Op::PutContainer(&rec)], true)?;

@@ -9,6 +9,7 @@ use crate::error::{LinuxError, Result};
 
 /// `nft -f -` with the script on stdin: one atomic transaction.
 pub fn apply_script(script: &str) -> Result<()> {
+    crate::count_process();
     let mut child = Command::new("nft")
         .args(["-f", "-"])
         .stdin(Stdio::piped())
@@ -26,6 +27,7 @@ pub fn apply_script(script: &str) -> Result<()> {
 
 /// `nft ARGS...`, returning stdout.
 pub fn run(args: &[&str]) -> Result<String> {
+    crate::count_process();
     let out = Command::new("nft")
         .args(args)
         .output()

@@ -220,7 +220,11 @@ impl Drop for Sandbox {
         self.stop_daemon(false);
         // Anything a failed test left: shims run in their own session; kill
         // every process of this sandbox's containers by their runtime dir.
-        let _ = sh_out(&format!("pkill -9 -f 'shim {}' ; true", self.dir.display()));
+        // Commands run in their own process groups under their shims.
+        let _ = sh_out(&format!(
+            "for p in $(pgrep -f 'shim {0}'); do for c in $(pgrep -P $p); do kill -9 -$c; done; done; pkill -9 -f 'shim {0}'; true",
+            self.dir.display()
+        ));
         let _ = sh_out("for n in $(ip netns list | cut -d' ' -f1); do ip netns pids $n | xargs -r kill -9; ip netns del $n; done");
         let _ = std::fs::remove_dir_all(&self.dir);
     }
