@@ -13,7 +13,7 @@ mod table;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 /// berth: container networking for Linux — Docker's network model (bridges,
 /// icc, links, NAT and published ports, source policies) on netlink and
@@ -125,11 +125,6 @@ enum Command {
     Shim { spec: PathBuf, go_fd: i32, status_fd: i32 },
 }
 
-#[derive(Args)]
-pub struct Global {
-    pub host: Option<String>,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Shim { spec, go_fd, status_fd } = &cli.cmd {
@@ -181,8 +176,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("{e}");
-            let daemon_refused = e.downcast_ref::<client::DaemonError>().is_some();
-            ExitCode::from(if daemon_refused { 1 } else { 1 })
+            ExitCode::from(1)
         }
     }
 }
