@@ -87,8 +87,8 @@ fn elements_over_netlink_match_nft() {
         Element::PortAny4 { proto: Proto::Tcp, host_port: 32768, addr: "172.17.0.2".parse().unwrap(), port: 80 },
         Element::PortAddr4 { host_ip: "127.0.0.1".parse().unwrap(), proto: Proto::Udp, host_port: 53, addr: "172.17.0.3".parse().unwrap(), port: 5353 },
         Element::Link4 { src: "172.17.0.4".parse().unwrap(), dst: "172.17.0.2".parse().unwrap(), proto: Proto::Tcp, port: 80 },
-        Element::Deny4 { src: ("10.0.0.0".parse().unwrap(), "10.0.255.255".parse().unwrap()), dst: "172.17.0.2".parse().unwrap(), proto: Some(Proto::Tcp), ports: PortRange(80, 80) },
-        Element::Guarded4 { dst: "172.17.0.2".parse().unwrap(), proto: None, ports: PortRange::ANY },
+        Element::Deny4 { src: ("10.0.0.0".parse().unwrap(), "10.0.255.255".parse().unwrap()), dst: "172.17.0.2".parse().unwrap(), protos: (6, 6), ports: PortRange(80, 80) },
+        Element::Guarded4 { dst: "172.17.0.2".parse().unwrap(), protos: (0, 255), ports: PortRange::ANY },
     ]
     .into();
     apply_elements(&BTreeSet::new(), &add).unwrap();

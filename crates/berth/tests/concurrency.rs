@@ -115,7 +115,7 @@ fn hundred_concurrent_calls() {
     }
     let end = state(&s);
     // Sequential replay on a fresh daemon: the successful creations, then the successful removals.
-    let mut replay = Sandbox::new().unwrap();
+    let replay = Sandbox::new().unwrap();
     replay.ok(&["network", "create", "--subnet", "10.70.0.0/24", "conc"]);
     replay.run("base0", &["--network", "conc", "--expose", "80"], "sleep 1000");
     replay.run("base1", &["--expose", "80"], "sleep 1000");
