@@ -3,22 +3,12 @@
 //! Without this a UDP flow (or a re-published port) would keep using the old
 //! translation until its entry times out.
 
-use std::io;
-
-use netlink_sys::{Socket, SocketAddr};
-
 use crate::error::{LinuxError, Result};
+use crate::nfnl::{self, NLA_F_NESTED, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 
-const NETLINK_NETFILTER: isize = 12;
 const NFNL_SUBSYS_CTNETLINK: u16 = 1;
 const IPCTNL_MSG_CT_GET: u16 = 1;
 const IPCTNL_MSG_CT_DELETE: u16 = 2;
-const NLM_F_REQUEST: u16 = 1;
-const NLM_F_ACK: u16 = 4;
-const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLA_F_NESTED: u16 = 1 << 15;
 
 const CTA_TUPLE_ORIG: u16 = 1;
 const CTA_TUPLE_IP: u16 = 1;
@@ -45,13 +35,6 @@ fn find(b: &[u8], ty: u16) -> Option<&[u8]> {
     attrs(b).into_iter().find(|(t, _)| *t == ty).map(|(_, p)| p)
 }
 
-fn open() -> io::Result<Socket> {
-    let mut s = Socket::new(NETLINK_NETFILTER)?;
-    s.bind_auto()?;
-    s.connect(&SocketAddr::new(0, 0))?;
-    Ok(s)
-}
-
 fn header(out: &mut Vec<u8>, ty: u16, flags: u16, seq: u32) {
     out.extend_from_slice(&[0u8; 16]);
     out[4..6].copy_from_slice(&((NFNL_SUBSYS_CTNETLINK << 8) | ty).to_ne_bytes());
@@ -73,7 +56,7 @@ pub fn delete_by_orig_dport(ports: &std::collections::HashSet<(u8, u16)>) -> Res
         return Ok(());
     }
     let what = || format!("conntrack -D --orig-port-dst ({} ports)", ports.len());
-    let sock = open().map_err(|e| LinuxError::kernel(what(), e))?;
+    let sock = nfnl::open().map_err(|e| LinuxError::kernel(what(), e))?;
     let mut req = Vec::new();
     header(&mut req, IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, 1);
     finish(&mut req);
@@ -84,17 +67,12 @@ pub fn delete_by_orig_dport(ports: &std::collections::HashSet<(u8, u16)>) -> Res
     'dump: loop {
         buf.clear();
         let n = sock.recv(&mut buf, 0).map_err(|e| LinuxError::kernel(what(), e))?;
-        let mut off = 0;
-        while off + 16 <= n {
-            let len = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap()) as usize;
-            let ty = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().unwrap());
-            if len < 16 || off + len > n {
-                break;
-            }
-            if ty == NLMSG_DONE || ty == NLMSG_ERROR {
+        for m in nfnl::messages(&buf[..n]) {
+            if m.ty == NLMSG_DONE || m.ty == NLMSG_ERROR {
                 break 'dump;
             }
-            let body = &buf[off + 20..off + len];
+            // After the 4-byte nfgenmsg come the attributes.
+            let Some(body) = m.body.get(4..) else { continue };
             if let Some(orig) = find(body, CTA_TUPLE_ORIG) {
                 let p = find(orig, CTA_TUPLE_PROTO);
                 let num = p.and_then(|p| find(p, CTA_PROTO_NUM)).and_then(|v| v.first().copied());
@@ -104,7 +82,6 @@ pub fn delete_by_orig_dport(ports: &std::collections::HashSet<(u8, u16)>) -> Res
                     victims.push(orig.to_vec());
                 }
             }
-            off += (len + 3) & !3;
         }
     }
     for (i, orig) in victims.iter().enumerate() {

@@ -10,6 +10,7 @@ pub mod conntrack;
 pub mod error;
 pub mod netlink;
 pub mod netns;
+pub mod nfnl;
 pub mod nft;
 pub mod nsexec;
 pub mod ports;

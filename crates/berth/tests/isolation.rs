@@ -26,21 +26,8 @@ const HOST: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 const OUTSIDE: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 const PORTS: [u16; 2] = [80, 81];
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, one_in: u64) -> bool {
-        self.below(one_in) == 0
-    }
+fn chance(r: &mut Rng, one_in: u64) -> bool {
+    r.below(one_in) == 0
 }
 
 // ---------------------------------------------------------------- the model
@@ -519,12 +506,12 @@ fn build(s: &Sandbox, r: &mut Rng, seed: u64, default_icc: bool, user_icc: &[boo
     for i in 0..n {
         let name = format!("c{i}");
         let primary = r.below(t.nets.len() as u64) as usize;
-        let expose = r.chance(2);
-        let publish = r.chance(3).then_some(30000 + i as u16);
+        let expose = chance(r, 2);
+        let publish = chance(r, 3).then_some(30000 + i as u16);
         // Links only to running containers on the network this one starts on.
         let mut links = Vec::new();
         for (j, c) in t.ctrs.iter().enumerate() {
-            if c.nets.contains(&primary) && links.len() < 2 && r.chance(2) {
+            if c.nets.contains(&primary) && links.len() < 2 && chance(r, 2) {
                 links.push(j);
             }
         }
@@ -542,7 +529,7 @@ fn build(s: &Sandbox, r: &mut Rng, seed: u64, default_icc: bool, user_icc: &[boo
         s.run(&name, &opts, &server_script(&name));
         t.ctrs.push(Ctr { name, nets: vec![primary], addrs: Vec::new(), expose, publish, links, pid: 0 });
         // Now and then connect some single-homed container to a second network.
-        if r.chance(3) {
+        if chance(r, 3) {
             let single: Vec<usize> = (0..t.ctrs.len()).filter(|&k| t.ctrs[k].nets.len() == 1).collect();
             if !single.is_empty() {
                 let k = single[r.below(single.len() as u64) as usize];
@@ -559,7 +546,7 @@ fn build(s: &Sandbox, r: &mut Rng, seed: u64, default_icc: bool, user_icc: &[boo
     // and the gateway too).
     let published: Vec<usize> = (0..t.ctrs.len()).filter(|&k| t.ctrs[k].publish.is_some()).collect();
     for _ in 0..2 + r.below(3) {
-        let to = if !published.is_empty() && r.chance(2) {
+        let to = if !published.is_empty() && chance(r, 2) {
             published[r.below(published.len() as u64) as usize]
         } else {
             r.below(t.ctrs.len() as u64) as usize
@@ -570,10 +557,10 @@ fn build(s: &Sandbox, r: &mut Rng, seed: u64, default_icc: bool, user_icc: &[boo
             Some(_) => (0..t.ctrs.len()).filter(|&x| t.ctrs[x].nets[0] == t.ctrs[to].nets[0]).collect(),
             None => vec![],
         };
-        let (addr, prefix, why) = if r.chance(3) {
+        let (addr, prefix, why) = if chance(r, 3) {
             let prefix = [32u8, 31, 24][r.below(3) as usize];
             (OUTSIDE, prefix, "covers the outside machine".to_string())
-        } else if !same_net.is_empty() && r.chance(2) {
+        } else if !same_net.is_empty() && chance(r, 2) {
             let x = same_net[r.below(same_net.len() as u64) as usize];
             let prefix = [32u8, 32, 30][r.below(3) as usize];
             (t.ctrs[x].addrs[0], prefix, format!("covers {}@{}, hairpin source", t.ctrs[x].name, t.nets[t.ctrs[x].nets[0]].name))
@@ -664,8 +651,8 @@ fn isolation_matrix() {
     });
     eprintln!("isolation: seed {seed} (replay with BERTH_ISO_SEED={seed})");
     let mut r = Rng(seed);
-    let default_icc = !r.chance(3);
-    let mut user_icc: Vec<bool> = (0..3).map(|_| r.chance(2)).collect();
+    let default_icc = !chance(&mut r, 3);
+    let mut user_icc: Vec<bool> = (0..3).map(|_| chance(&mut r, 2)).collect();
     // At least one icc=false and one icc=true user network.
     if user_icc.iter().all(|&i| i) {
         user_icc[r.below(3) as usize] = false;

@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 use std::io;
 
 use berth_core::nft::{Element, TABLE};
-use netlink_sys::{Socket, SocketAddr};
+use netlink_sys::Socket;
 
-use super::wire::{encode_batch, WireElement, NETLINK_NETFILTER};
+use super::wire::{encode_batch, WireElement};
+use crate::nfnl;
 use crate::error::{LinuxError, Result};
 
 /// Add or delete one element.
@@ -33,9 +34,7 @@ pub fn apply_elements(del: &BTreeSet<Element>, add: &BTreeSet<Element>) -> Resul
     let add_w: Vec<WireElement> = add.iter().map(wire).collect();
     let (bytes, seqs) = encode_batch(TABLE, &del_w, &add_w, 1);
 
-    let mut sock = Socket::new(NETLINK_NETFILTER).map_err(|e| LinuxError::kernel(what(), e))?;
-    sock.bind_auto().map_err(|e| LinuxError::kernel(what(), e))?;
-    sock.connect(&SocketAddr::new(0, 0)).map_err(|e| LinuxError::kernel(what(), e))?;
+    let sock = nfnl::open().map_err(|e| LinuxError::kernel(what(), e))?;
     set_bufs(&sock, bytes.len());
     sock.send(&bytes, 0).map_err(|e| LinuxError::kernel(what(), e))?;
 
@@ -46,22 +45,14 @@ pub fn apply_elements(del: &BTreeSet<Element>, add: &BTreeSet<Element>) -> Resul
     while !pending.is_empty() {
         buf.clear();
         let n = sock.recv(&mut buf, 0).map_err(|e| LinuxError::kernel(what(), e))?;
-        let mut off = 0;
-        while off + 16 <= n {
-            let len = u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap()) as usize;
-            let ty = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().unwrap());
-            let seq = u32::from_ne_bytes(buf[off + 8..off + 12].try_into().unwrap());
-            if len < 16 {
-                return Err(LinuxError::Decode(format!("{}: bad reply length", what())));
-            }
-            if ty == libc::NLMSG_ERROR as u16 && off + 20 <= n {
-                let code = i32::from_ne_bytes(buf[off + 16..off + 20].try_into().unwrap());
-                if code != 0 {
-                    return Err(LinuxError::kernel(what(), io::Error::from_raw_os_error(-code)));
+        for m in nfnl::messages(&buf[..n]) {
+            match m.error() {
+                Some(0) => {
+                    pending.remove(&m.seq);
                 }
-                pending.remove(&seq);
+                Some(code) => return Err(LinuxError::kernel(what(), io::Error::from_raw_os_error(-code))),
+                None => {}
             }
-            off += (len + 3) & !3;
         }
     }
     Ok(())

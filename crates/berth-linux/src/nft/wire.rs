@@ -7,7 +7,8 @@
 //!  NFTA_SET_ELEM_LIST_TABLE "berth" | NFTA_SET_ELEM_LIST_SET NAME |
 //!  NFTA_SET_ELEM_LIST_ELEMENTS [ NFTA_LIST_ELEM [ KEY [VALUE], KEY_END [VALUE]?, DATA [VALUE]? ] ... ]`
 
-pub const NETLINK_NETFILTER: isize = 12;
+use crate::nfnl::{NLA_F_NESTED, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST};
+
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFNL_MSG_BATCH_BEGIN: u16 = 16;
 const NFNL_MSG_BATCH_END: u16 = 17;
@@ -15,10 +16,6 @@ pub const NFT_MSG_NEWSETELEM: u16 = 12;
 pub const NFT_MSG_DELSETELEM: u16 = 14;
 const NFPROTO_INET: u8 = 1;
 
-const NLM_F_REQUEST: u16 = 1;
-const NLM_F_ACK: u16 = 4;
-const NLM_F_CREATE: u16 = 0x400;
-const NLA_F_NESTED: u16 = 1 << 15;
 
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
