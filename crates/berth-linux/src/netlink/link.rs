@@ -97,9 +97,14 @@ pub fn add_bridge(sock: &mut RtSocket, name: &str, mac: &str, mtu: u32, alias: &
     m.attributes.push(LinkAttribute::IfName(name.to_string()));
     m.attributes.push(LinkAttribute::Address(parse_mac(mac)));
     m.attributes.push(LinkAttribute::Mtu(mtu));
-    m.attributes.push(LinkAttribute::LinkInfo(vec![NlLinkInfo::Kind(InfoKind::Bridge)]));
+    // No multicast snooping: it keeps per-port state and timers that every
+    // port change walks; container networks flood multicast like broadcast.
+    m.attributes.push(LinkAttribute::LinkInfo(vec![
+        NlLinkInfo::Kind(InfoKind::Bridge),
+        NlLinkInfo::Data(InfoData::Bridge(vec![netlink_packet_route::link::InfoBridge::MulticastSnooping(false)])),
+    ]));
     sock.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL, || {
-        format!("ip link add {name} type bridge mtu {mtu}")
+        format!("ip link add {name} type bridge mtu {mtu} mcast_snooping 0")
     })?;
     // The kernel ignores IFLA_IFALIAS on creation; set it separately.
     let index = link_index(sock, name)?.map(|l| l.index).unwrap_or(0);
