@@ -84,12 +84,10 @@ fn empty_table() {
 
 #[test]
 fn option_matrix() {
-    let nets = vec![
-        net("berth0", "berth0", "172.17.0.0/16", false, true, true),
+    let nets = [net("berth0", "berth0", "172.17.0.0/16", false, true, true),
         net("quiet", "bth-quiet0000", "10.10.0.0/24", false, false, true),
         net("backend", "bth-backend00", "10.20.0.0/24", true, true, true),
-        net("routed", "br-routed", "10.30.0.0/24", false, true, false),
-    ];
+        net("routed", "br-routed", "10.30.0.0/24", false, true, false)];
     let mut first = container("first", &nets[1], "10.10.0.2");
     first.expose = vec![PortProto { port: 80, proto: Proto::Tcp }];
     first.ports = vec![

@@ -3,8 +3,14 @@
 
 use crate::error::{Context, Result};
 
+/// `net.ipv4.ip_forward` or, for keys naming a device (whose name may
+/// contain dots, like `eth0.100`), `net/ipv4/conf/DEV/route_localnet`.
 fn path(key: &str) -> String {
-    format!("/proc/sys/{}", key.replace('.', "/"))
+    if key.contains('/') {
+        format!("/proc/sys/{key}")
+    } else {
+        format!("/proc/sys/{}", key.replace('.', "/"))
+    }
 }
 
 /// `sysctl KEY`

@@ -147,7 +147,7 @@ async fn demo(a: &DemoArgs) -> Result<usize> {
     let r = m.ping("secondcentos", &first);
     m.expect(&format!("secondcentos → firstcentos ({first}) ping"), r, true);
     let r = m.tcp("secondcentos", &first, 80);
-    m.expect(&format!("secondcentos → firstcentos:80 (the seed's curl)"), r, true);
+    m.expect("secondcentos → firstcentos:80 (the seed's curl)", r, true);
 
     m.section("2. Deny inter-container traffic (--icc=false)", "On a network with icc off, no container can open a connection to another.");
     m.berth(&["network", "create", "-o", "icc=false", "quiet"]);

@@ -226,3 +226,13 @@ fn fifty_concurrent_attaches_get_distinct_addresses() {
     s.eventually("eth0 of par0 deleted", || !ok("ip -n par0 link show eth0 2>/dev/null"));
     assert!(s.ok(&["ps"]).lines().count() == 100);
 }
+
+#[test]
+fn bridge_names_with_dots() {
+    let Some(s) = Sandbox::new() else { return };
+    s.ok(&["network", "create", "-o", "bridge_name=br.100", "vlanish"]);
+    assert_eq!(sh("cat /proc/sys/net/ipv4/conf/br.100/route_localnet").trim(), "1");
+    s.run("a", &["--network", "vlanish"], "sleep 1000");
+    s.run("b", &["--network", "vlanish"], "sleep 1000");
+    assert!(s.ping_from("a", &s.ip("b", "vlanish")));
+}

@@ -137,6 +137,20 @@ pub fn answer(p: &[u8], q: &Simple, rcode: u8, rrs: &[Rr], ttl: u32, limit: usiz
     (r.len() <= limit).then_some(r)
 }
 
+/// Fuzz entry (`fuzz/fuzz_targets/dns_packet.rs` and the corpus replay
+/// test): any bytes through the fast path and hickory-proto's parser.
+pub fn fuzz_entry(data: &[u8]) {
+    if let Some(s) = parse(data) {
+        let a = answer(data, &s, NOERROR, &[Rr::A(Ipv4Addr::new(10, 0, 0, 1)), Rr::Ptr("a.b")], 0, 65535)
+            .expect("a 64 KiB limit always fits");
+        assert!(hickory_proto::op::Message::from_vec(&a).is_ok(), "the fast path wrote an unparsable answer");
+    }
+    if let Ok(m) = hickory_proto::op::Message::from_vec(data) {
+        let _ = super::answer::to_udp(&super::answer::response_to(&m, hickory_proto::op::ResponseCode::NoError), 512);
+    }
+    let _ = super::answer::format_error(data);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,18 +226,4 @@ mod tests {
             prop_assert_eq!(s.name, name);
         }
     }
-}
-
-/// Fuzz entry (`fuzz/fuzz_targets/dns_packet.rs` and the corpus replay
-/// test): any bytes through the fast path and hickory-proto's parser.
-pub fn fuzz_entry(data: &[u8]) {
-    if let Some(s) = parse(data) {
-        let a = answer(data, &s, NOERROR, &[Rr::A(Ipv4Addr::new(10, 0, 0, 1)), Rr::Ptr("a.b")], 0, 65535)
-            .expect("a 64 KiB limit always fits");
-        assert!(hickory_proto::op::Message::from_vec(&a).is_ok(), "the fast path wrote an unparsable answer");
-    }
-    if let Ok(m) = hickory_proto::op::Message::from_vec(data) {
-        let _ = super::answer::to_udp(&super::answer::response_to(&m, hickory_proto::op::ResponseCode::NoError), 512);
-    }
-    let _ = super::answer::format_error(data);
 }

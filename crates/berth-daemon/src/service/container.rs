@@ -265,7 +265,7 @@ impl Daemon {
             return Err(e);
         }
         let undo_kernel = |d: &Daemon| d.unplumb(&plans.iter().map(|p| p.host_ifname.clone()).collect::<Vec<_>>());
-        if let Err(e) = self.sync_fw(&c) {
+        if let Err(e) = self.sync_fw(c) {
             pending.abort();
             undo_kernel(self);
             return Err(e);
@@ -323,7 +323,7 @@ impl Daemon {
                 })
             }
         };
-        if let Err(e) = self.sync_fw(&c) {
+        if let Err(e) = self.sync_fw(c) {
             warn!("firewall rollback for {}: {e}", c.name);
         }
         let r = match &record {

@@ -48,7 +48,7 @@ impl Daemon {
         let applied = self
             .kernel
             .ensure_bridge(&bridge_plan(&net))
-            .and_then(|_| self.kernel.sysctl(&format!("net.ipv4.conf.{}.route_localnet", net.bridge), "1").map(drop))
+            .and_then(|_| self.kernel.sysctl(&format!("net/ipv4/conf/{}/route_localnet", net.bridge), "1").map(drop))
             .and_then(|_| self.fw.sync(self.kernel.as_ref(), || vec![(net_owner(&id), network_elements(&net))]));
         if let Err(e) = applied {
             undo(self);
@@ -174,7 +174,7 @@ impl Daemon {
                 self.sync_fw(&c)
             });
             if let Err(e) = r {
-                self.unplumb(&[plan.host_ifname.clone()]);
+                self.unplumb(std::slice::from_ref(&plan.host_ifname));
                 restore(self);
                 let back = self.st().containers.get(&c.id).cloned();
                 if let Some(back) = back {

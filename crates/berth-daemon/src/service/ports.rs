@@ -105,7 +105,7 @@ impl Allocator<'_> {
 
 /// Resolves a container's `-p`/`-P` into concrete mappings.
 pub fn allocate(st: &State, kernel: &dyn Kernel, c: &Container) -> Result<Vec<PortMapping>> {
-    if c.publish.is_empty() && !(c.publish_all && !c.expose.is_empty()) {
+    if c.publish.is_empty() && (!c.publish_all || c.expose.is_empty()) {
         return Ok(vec![]);
     }
     let range = kernel.ephemeral_range();

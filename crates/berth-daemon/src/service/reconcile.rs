@@ -38,7 +38,7 @@ impl Daemon {
                 report.push(format!("created bridge {}", n.bridge));
             }
             // Host-loopback access to published ports needs 127/8 routable to the bridge.
-            if let Err(e) = self.kernel.sysctl(&format!("net.ipv4.conf.{}.route_localnet", n.bridge), "1") {
+            if let Err(e) = self.kernel.sysctl(&format!("net/ipv4/conf/{}/route_localnet", n.bridge), "1") {
                 warn!("route_localnet on {}: {e}", n.bridge);
             }
         }

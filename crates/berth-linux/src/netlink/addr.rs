@@ -22,7 +22,7 @@ pub fn add_address(sock: &mut RtSocket, index: u32, addr: IpNet) -> Result<()> {
     m.header.index = index;
     m.attributes.push(AddressAttribute::Local(addr.addr()));
     m.attributes.push(AddressAttribute::Address(addr.addr()));
-    if let std::net::IpAddr::V4(_) = addr.addr() {
+    if addr.addr().is_ipv4() {
         if let IpNet::V4(n) = addr {
             if addr.prefix_len() < 31 {
                 m.attributes.push(AddressAttribute::Broadcast(n.broadcast()));
