@@ -116,6 +116,19 @@ pub fn parse_expose(spec: &str) -> Result<Vec<PortProto>> {
     Ok((a..=b).map(|port| PortProto { port, proto }).collect())
 }
 
+/// `--expose` and `-p` arguments of one request: exposed ports sorted and
+/// without repeats, publish specs in order.
+pub fn parse_ports(expose: &[String], publish: &[String]) -> Result<(Vec<PortProto>, Vec<PublishSpec>)> {
+    let mut e = Vec::new();
+    for x in expose {
+        e.extend(parse_expose(x)?);
+    }
+    e.sort();
+    e.dedup();
+    let p = publish.iter().map(|x| parse_publish(x)).collect::<Result<Vec<_>>>()?;
+    Ok((e, p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

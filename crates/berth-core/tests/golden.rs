@@ -43,38 +43,24 @@ fn net(name: &str, bridge: &str, subnet: &str, internal: bool, icc: bool, masq: 
 }
 
 fn container(name: &str, net: &Network, ip: &str) -> Container {
-    Container {
-        id: format!("{name:0<64}"),
-        name: name.into(),
-        hostname: name.into(),
-        kind: ContainerKind::Run { cmd: vec!["true".into()] },
-        state: ContainerState { status: RunState::Running, ..ContainerState::created() },
-        created: 0,
-        attachments: vec![Attachment {
-            network_id: net.id.clone(),
-            static_ip: None,
-            aliases: vec![],
-            endpoint: Some(Endpoint {
-                id: format!("{name:e<64}"),
-                ip: ip.parse().unwrap(),
-                prefix_len: 16,
-                gateway: Some(net.ipam[0].gateway),
-                mac: String::new(),
-                host_ifname: String::new(),
-                ifname: "eth0".into(),
-                state: EndpointState::Up,
-            }),
-        }],
-        expose: vec![],
-        publish: vec![],
-        publish_all: false,
-        ports: vec![],
-        links: vec![],
-        link_env: false,
-        dns: vec![],
-        env: vec![],
-        link_vars: vec![],
-    }
+    let mut c = Container::new(&format!("{name:0<64}"), name, ContainerKind::Run { cmd: vec!["true".into()] }, 0);
+    c.state.status = RunState::Running;
+    c.attachments = vec![Attachment {
+        network_id: net.id.clone(),
+        static_ip: None,
+        aliases: vec![],
+        endpoint: Some(Endpoint {
+            id: format!("{name:e<64}"),
+            ip: ip.parse().unwrap(),
+            prefix_len: 16,
+            gateway: Some(net.ipam[0].gateway),
+            mac: String::new(),
+            host_ifname: String::new(),
+            ifname: "eth0".into(),
+            state: EndpointState::Up,
+        }),
+    }];
+    c
 }
 
 #[test]

@@ -82,6 +82,26 @@ impl Client {
     }
 }
 
+impl Client {
+    /// GETs `path_of(key)` for each key and prints the results as one JSON
+    /// array (`inspect`); errors are printed and make the exit status 1.
+    pub async fn inspect_each(&self, keys: &[String], path_of: impl Fn(&str) -> String) -> Result<u8> {
+        let mut out = Vec::new();
+        let mut failed = false;
+        for k in keys {
+            match self.get(&path_of(&seg(k))).await {
+                Ok(v) => out.push(v),
+                Err(e) => {
+                    eprintln!("{e}");
+                    failed = true;
+                }
+            }
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        Ok(failed as u8)
+    }
+}
+
 /// An error the daemon answered with.
 #[derive(Debug)]
 pub struct DaemonError(pub String);

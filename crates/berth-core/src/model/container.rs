@@ -159,6 +159,28 @@ pub struct Container {
 }
 
 impl Container {
+    /// A container with no networks, ports, links or settings yet, not started.
+    pub fn new(id: &str, name: &str, kind: ContainerKind, created: u64) -> Container {
+        Container {
+            id: id.to_string(),
+            name: name.to_string(),
+            hostname: name.to_string(),
+            kind,
+            state: ContainerState::created(),
+            created,
+            attachments: vec![],
+            expose: vec![],
+            publish: vec![],
+            publish_all: false,
+            ports: vec![],
+            links: vec![],
+            link_env: false,
+            dns: vec![],
+            env: vec![],
+            link_vars: vec![],
+        }
+    }
+
     pub fn is_run(&self) -> bool {
         matches!(self.kind, ContainerKind::Run { .. })
     }

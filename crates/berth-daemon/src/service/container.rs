@@ -11,7 +11,7 @@ use berth_core::model::{
 };
 use berth_core::names::{validate_hostname, validate_name};
 use berth_core::nft::{container_elements, Element};
-use berth_core::ports::{parse_expose, parse_publish};
+use berth_core::ports::parse_ports;
 use berth_core::request::{parse_env, parse_link, AttachRequest, RunRequest};
 use berth_core::CoreError;
 use berth_linux::shim::{self, ShimSpec};
@@ -142,13 +142,7 @@ impl Daemon {
                 attachments.push(Attachment { network_id: net.id.clone(), static_ip: req.ip, aliases: req.network_aliases.clone(), endpoint: None });
             }
         }
-        let mut expose = Vec::new();
-        for e in &req.expose {
-            expose.extend(parse_expose(e)?);
-        }
-        expose.sort();
-        expose.dedup();
-        let publish = req.publish.iter().map(|p| parse_publish(p)).collect::<Result<Vec<_>, _>>()?;
+        let (expose, publish) = parse_ports(&req.expose, &req.publish)?;
         let mut links = Vec::new();
         for l in &req.links {
             let link = parse_link(l)?;
@@ -162,24 +156,12 @@ impl Daemon {
             links.push(link);
         }
         let env = req.env.iter().map(|e| parse_env(e)).collect::<Result<Vec<_>, _>>()?;
-        Ok(Container {
-            id: id.to_string(),
-            name,
-            hostname,
-            kind: ContainerKind::Run { cmd: req.cmd.clone() },
-            state: ContainerState::created(),
-            created: now(),
-            attachments,
-            expose,
-            publish,
-            publish_all: req.publish_all,
-            ports: vec![],
-            links,
-            link_env: req.link_env,
-            dns: req.dns.clone(),
-            env,
-            link_vars: vec![],
-        })
+        let mut c = Container::new(id, &name, ContainerKind::Run { cmd: req.cmd.clone() }, now());
+        c.hostname = hostname;
+        c.attachments = attachments;
+        (c.expose, c.publish, c.publish_all) = (expose, publish, req.publish_all);
+        (c.links, c.link_env, c.dns, c.env) = (links, req.link_env, req.dns.clone(), env);
+        Ok(c)
     }
 
     /// `berth run`: create and start. Returns the id once the command runs
@@ -544,35 +526,17 @@ impl Daemon {
         validate_name(&req.name)?;
         self.kernel.check_netns(&path)?;
         let id = new_id();
-        let mut expose = Vec::new();
-        for e in &req.expose {
-            expose.extend(parse_expose(e)?);
-        }
-        let publish = req.publish.iter().map(|p| parse_publish(p)).collect::<Result<Vec<_>, _>>()?;
+        let (expose, publish) = parse_ports(&req.expose, &req.publish)?;
         let c = {
             let mut st = self.st();
             if st.container_by_name(&req.name).is_some() {
                 return Err(CoreError::DuplicateContainer(req.name.clone()).into());
             }
             let net = st.network(req.network.as_deref().unwrap_or(DEFAULT_NETWORK))?.id.clone();
-            let mut c = Container {
-                id: id.clone(),
-                name: req.name.clone(),
-                hostname: req.name.clone(),
-                kind: ContainerKind::Attached { netns: req.netns.clone() },
-                state: ContainerState { status: RunState::Starting, started_at: now(), ..ContainerState::created() },
-                created: now(),
-                attachments: vec![Attachment { network_id: net, static_ip: req.ip, aliases: vec![], endpoint: None }],
-                expose,
-                publish,
-                publish_all: false,
-                ports: vec![],
-                links: vec![],
-                link_env: false,
-                dns: vec![],
-                env: vec![],
-                link_vars: vec![],
-            };
+            let mut c = Container::new(&id, &req.name, ContainerKind::Attached { netns: req.netns.clone() }, now());
+            c.state = ContainerState { status: RunState::Starting, started_at: now(), ..ContainerState::created() };
+            c.attachments = vec![Attachment { network_id: net, static_ip: req.ip, aliases: vec![], endpoint: None }];
+            (c.expose, c.publish) = (expose, publish);
             allocate(&mut st, &mut c, None)?;
             c.ports = super::ports::allocate(&st, self.kernel.as_ref(), &c)?;
             st.containers.insert(id.clone(), c.clone());

@@ -178,12 +178,17 @@ pub fn set_link_up(sock: &mut RtSocket, index: u32, mtu: Option<u32>) -> Result<
 /// cost growing with the number of containers). The mode has to be in the
 /// same request as "up": the kernel sets it before it brings the link up.
 pub fn set_up_without_ipv6_ll(sock: &mut RtSocket, name: &str) -> Result<()> {
+    sock.request(RouteNetlinkMessage::SetLink(up_without_ipv6_ll(name)), 0, || format!("ip link set dev {name} up addrgenmode none"))
+}
+
+/// The message of [`set_up_without_ipv6_ll`], shared with [`set_port_up`].
+fn up_without_ipv6_ll(name: &str) -> LinkMessage {
     let mut m = LinkMessage::default();
     m.header.flags = LinkFlags::Up;
     m.header.change_mask = LinkFlags::Up;
     m.attributes.push(LinkAttribute::IfName(name.to_string()));
     m.attributes.push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)])]));
-    sock.request(RouteNetlinkMessage::SetLink(m), 0, || format!("ip link set dev {name} up addrgenmode none"))
+    m
 }
 
 /// The host end of an endpoint, in one request:
@@ -194,11 +199,7 @@ pub fn set_up_without_ipv6_ll(sock: &mut RtSocket, name: &str) -> Result<()> {
 /// (br_netfilter bridges DNAT'ed traffic whose target is on the same
 /// bridge), which a bridge only allows on hairpin ports.
 pub fn set_port_up(sock: &mut RtSocket, name: &str) -> Result<()> {
-    let mut m = LinkMessage::default();
-    m.header.flags = LinkFlags::Up;
-    m.header.change_mask = LinkFlags::Up;
-    m.attributes.push(LinkAttribute::IfName(name.to_string()));
-    m.attributes.push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)])]));
+    let mut m = up_without_ipv6_ll(name);
     m.attributes.push(LinkAttribute::LinkInfo(vec![
         NlLinkInfo::PortKind(InfoPortKind::Bridge),
         NlLinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(true)])),

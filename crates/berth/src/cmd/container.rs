@@ -183,19 +183,7 @@ pub async fn ps(c: &Client, all: bool, quiet: bool) -> Result<u8> {
 }
 
 pub async fn inspect(c: &Client, names: &[String]) -> Result<u8> {
-    let mut out = Vec::new();
-    let mut failed = false;
-    for n in names {
-        match c.get(&format!("/containers/{}/json", seg(n))).await {
-            Ok(v) => out.push(v),
-            Err(e) => {
-                eprintln!("{e}");
-                failed = true;
-            }
-        }
-    }
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(failed as u8)
+    c.inspect_each(names, |n| format!("/containers/{n}/json")).await
 }
 
 pub async fn logs(c: &Client, name: &str, follow_: bool) -> Result<u8> {

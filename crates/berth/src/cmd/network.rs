@@ -127,21 +127,7 @@ pub async fn run(c: &Client, cmd: NetworkCmd) -> Result<u8> {
                 .collect();
             crate::table::print(&["NETWORK ID", "NAME", "DRIVER", "SUBNET", "BRIDGE", "OPTIONS"], rows);
         }
-        NetworkCmd::Inspect { names } => {
-            let mut out = Vec::new();
-            let mut failed = false;
-            for n in names {
-                match c.get(&format!("/networks/{}", seg(&n))).await {
-                    Ok(v) => out.push(v),
-                    Err(e) => {
-                        eprintln!("{e}");
-                        failed = true;
-                    }
-                }
-            }
-            println!("{}", serde_json::to_string_pretty(&out)?);
-            return Ok(failed as u8);
-        }
+        NetworkCmd::Inspect { names } => return c.inspect_each(&names, |n| format!("/networks/{n}")).await,
         NetworkCmd::Rm { names } => {
             let mut failed = false;
             for n in names {
