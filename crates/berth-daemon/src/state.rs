@@ -26,6 +26,8 @@ pub struct Containers {
     by_lname: HashMap<String, BTreeSet<String>>,
     /// For DNS: (network id, lowercase alias) → container ids.
     aliases: HashMap<(String, String), BTreeSet<String>>,
+    /// For DNS: lowercase alias → on how many (network, container) it is.
+    alias_count: HashMap<String, usize>,
 }
 
 impl Containers {
@@ -38,7 +40,10 @@ impl Containers {
                 self.by_ip.insert((a.network_id.clone(), e.ip), c.id.clone());
             }
             for al in &a.aliases {
-                self.aliases.entry((a.network_id.clone(), al.to_ascii_lowercase())).or_default().insert(c.id.clone());
+                let l = al.to_ascii_lowercase();
+                if self.aliases.entry((a.network_id.clone(), l.clone())).or_default().insert(c.id.clone()) {
+                    *self.alias_count.entry(l).or_default() += 1;
+                }
             }
         }
         for l in &c.links {
@@ -70,7 +75,14 @@ impl Containers {
             for al in &a.aliases {
                 let key = (a.network_id.clone(), al.to_ascii_lowercase());
                 if let Some(set) = self.aliases.get_mut(&key) {
-                    set.remove(&c.id);
+                    if set.remove(&c.id) {
+                        if let Some(n) = self.alias_count.get_mut(&key.1) {
+                            *n -= 1;
+                            if *n == 0 {
+                                self.alias_count.remove(&key.1);
+                            }
+                        }
+                    }
                     if set.is_empty() {
                         self.aliases.remove(&key);
                     }
@@ -151,7 +163,7 @@ impl Containers {
 
     /// Whether any container on any network has this alias (for NXDOMAIN decisions).
     pub fn alias_anywhere(&self, lalias: &str) -> bool {
-        self.aliases.keys().any(|(_, a)| a == lalias)
+        self.alias_count.contains_key(lalias)
     }
 
     pub fn used(&self, network_id: &str) -> BTreeSet<IpAddr> {
