@@ -203,7 +203,9 @@ impl LinuxKernel {
             let host = self.with_sock(|s| {
                 let br = self.bridge_index(s, &plan.bridge)?;
                 netlink::add_veth_into_netns(s, &plan.host_ifname, &plan.ifname, &plan.mac, netns.fd(), plan.mtu, br)?;
-                netlink::set_port_up(s, &plan.host_ifname).inspect_err(|_| {
+                berth_linux::sysctl::disable_ipv6(&plan.host_ifname)
+                    .and_then(|()| netlink::set_port_up(s, &plan.host_ifname))
+                    .inspect_err(|_| {
                     let _ = netlink::delete_link(s, &plan.host_ifname);
                 })
             });

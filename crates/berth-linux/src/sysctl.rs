@@ -27,3 +27,20 @@ pub fn write(key: &str, value: &str) -> Result<bool> {
     Ok(true)
 }
 
+
+/// Turns IPv6 off on one link: `sysctl -w net.ipv6.conf.DEV.disable_ipv6=1`.
+///
+/// For the host end of an endpoint, before it comes up. A bridge port needs
+/// no layer-3 address, and with IPv6 on, every port adds its own `ff00::/8`
+/// multicast route to the host's table (`ip -6 route show table local`), all
+/// on one node of the kernel's IPv6 routing tree: each further port's
+/// route insertion, and every link state change's walk over that table,
+/// then costs time proportional to the number of containers. Bridged IPv6
+/// between containers is layer 2 and unaffected. A host booted without IPv6
+/// (`ipv6.disable=1`) has no such keys at all: nothing to do there.
+pub fn disable_ipv6(dev: &str) -> Result<()> {
+    match std::fs::write(format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6"), "1") {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !std::path::Path::new("/proc/sys/net/ipv6/conf").exists() => Ok(()),
+        r => r.ctx(|| format!("sysctl -w net.ipv6.conf.{dev}.disable_ipv6=1")),
+    }
+}

@@ -64,6 +64,37 @@ fn bridge_and_veth_into_namespace() {
     sh("ip netns del c1");
 }
 
+/// The bridge's MTU is the network's, whatever its ports have (the kernel
+/// would otherwise recompute it from every port on each port added), and
+/// bridge ports carry no IPv6 (no per-port `ff00::/8` route on the host).
+#[test]
+fn bridge_mtu_is_fixed_and_ports_have_no_ipv6() {
+    if !root() {
+        return;
+    }
+    let mut s = RtSocket::open().unwrap();
+    netlink::add_bridge(&mut s, "bthtest1", "02:42:00:00:00:02", 1500, "berth").unwrap();
+    let br = netlink::link_index(&mut s, "bthtest1").unwrap().unwrap();
+    assert_eq!(br.mtu, 1500);
+    sh("ip link add bthsmall mtu 1400 type veth peer name bthsmallp && ip link set bthsmall master bthtest1 up && ip link set bthsmallp up");
+    assert_eq!(netlink::link_index(&mut s, "bthtest1").unwrap().unwrap().mtu, 1500, "a smaller port leaves the bridge's MTU alone");
+
+    sh("ip netns add c2");
+    let ns = Netns::open(Path::new("/run/netns/c2")).unwrap();
+    netlink::add_veth_into_netns(&mut s, "bthvtest2", "eth0", "02:42:0a:4e:00:02", ns.fd(), 1500, br.index).unwrap();
+    berth_linux::sysctl::disable_ipv6("bthvtest2").unwrap();
+    netlink::set_port_up(&mut s, "bthvtest2").unwrap();
+    assert_eq!(berth_linux::sysctl::read("net/ipv6/conf/bthvtest2/disable_ipv6").unwrap(), "1");
+    // The container side up too: the port has carrier, as in use.
+    ns.run(|| sh("ip link set eth0 up")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let routes = sh("ip -6 route show table local");
+    assert!(!routes.contains("bthvtest2"), "no IPv6 route for a port: {routes}");
+    assert!(routes.contains("dev bthsmall"), "a port left with IPv6 on has one (the check can fail): {routes}");
+    berth_linux::sysctl::disable_ipv6("no-such-link").unwrap_err();
+    sh("ip link del bthsmall; ip link del bthvtest2; ip link del bthtest1; ip netns del c2");
+}
+
 #[test]
 fn not_a_namespace_is_refused() {
     if !root() {

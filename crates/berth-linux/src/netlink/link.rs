@@ -89,14 +89,20 @@ pub fn link_index(sock: &mut RtSocket, name: &str) -> Result<Option<LinkInfo>> {
     }
 }
 
-/// `ip link add NAME address MAC type bridge mtu MTU; ip link set NAME alias ALIAS up`
+/// `ip link add NAME address MAC type bridge mtu PLACEHOLDER; ip link set NAME mtu MTU alias ALIAS up`
+///
+/// The MTU is set in a second request, as a change: the kernel only counts
+/// an MTU as set by the user when it changes one (an MTU given at creation
+/// is not), and a bridge without that mark recomputes its MTU from all its
+/// ports on every port added (`br_mtu_auto_adjust`, a walk over the ports).
 pub fn add_bridge(sock: &mut RtSocket, name: &str, mac: &str, mtu: u32, alias: &str) -> Result<()> {
+    let placeholder = if mtu > 68 { mtu - 1 } else { mtu + 1 };
     let mut m = LinkMessage::default();
     m.header.flags = LinkFlags::Up;
     m.header.change_mask = LinkFlags::Up;
     m.attributes.push(LinkAttribute::IfName(name.to_string()));
     m.attributes.push(LinkAttribute::Address(parse_mac(mac)));
-    m.attributes.push(LinkAttribute::Mtu(mtu));
+    m.attributes.push(LinkAttribute::Mtu(placeholder));
     // No multicast snooping: it keeps per-port state and timers that every
     // port change walks; container networks flood multicast like broadcast.
     m.attributes.push(LinkAttribute::LinkInfo(vec![
@@ -104,11 +110,15 @@ pub fn add_bridge(sock: &mut RtSocket, name: &str, mac: &str, mtu: u32, alias: &
         NlLinkInfo::Data(InfoData::Bridge(vec![netlink_packet_route::link::InfoBridge::MulticastSnooping(false)])),
     ]));
     sock.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL, || {
-        format!("ip link add {name} type bridge mtu {mtu} mcast_snooping 0")
+        format!("ip link add {name} type bridge mtu {placeholder} mcast_snooping 0")
     })?;
-    // The kernel ignores IFLA_IFALIAS on creation; set it separately.
+    // The kernel also ignores IFLA_IFALIAS on creation.
     let index = link_index(sock, name)?.map(|l| l.index).unwrap_or(0);
-    set_alias(sock, index, alias)
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes.push(LinkAttribute::Mtu(mtu));
+    m.attributes.push(LinkAttribute::IfAlias(alias.to_string()));
+    sock.request(RouteNetlinkMessage::SetLink(m), 0, || format!("ip link set dev {name} mtu {mtu} alias {alias}"))
 }
 
 /// `ip link set dev INDEX alias ALIAS`: berth's ownership mark.
