@@ -82,6 +82,13 @@ pub fn gateway_cidr(c: &IpamConfig) -> IpNet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointPlan {
     pub host_ifname: String,
+    /// The host end's MAC: the bridge's own, the same for every port of a
+    /// network. The host end is a bridge port only (no address, no IPv6),
+    /// so its MAC is never on the wire; and the bridge keeps one local
+    /// forwarding entry per distinct port MAC, which it walks whenever a
+    /// port is added (`br_fdb_unsync_static`): with one shared MAC that
+    /// walk stays one entry long however many containers there are.
+    pub host_mac: String,
     pub ifname: String,
     pub mac: String,
     pub address: IpNet,
@@ -94,6 +101,7 @@ pub struct EndpointPlan {
 pub fn endpoint_plan(net: &Network, ep: &Endpoint, default_route: bool) -> EndpointPlan {
     EndpointPlan {
         host_ifname: ep.host_ifname.clone(),
+        host_mac: bridge_mac(&net.id),
         ifname: ep.ifname.clone(),
         mac: ep.mac.clone(),
         address: IpNet::new(ep.ip, ep.prefix_len).expect("prefix from subnet"),

@@ -174,7 +174,10 @@ impl LinuxKernel {
     }
 
     /// The container side runs on its own thread (it enters the namespace),
-    /// started first so that its set-up overlaps the host side's veth creation.
+    /// started first so that its set-up overlaps the host side's work: `lo`
+    /// while the veth pair is created, the address and routes while the
+    /// host end comes up. If the host side fails after that, deleting the
+    /// pair takes the container's end and what was set on it along.
     fn try_add_endpoint(&self, ns: &NsRef, plan: &EndpointPlan) -> Result<()> {
         let netns = Netns::open(&ns.path())?;
         let (go_tx, go_rx) = std::sync::mpsc::channel::<bool>();
@@ -202,13 +205,18 @@ impl LinuxKernel {
             });
             let host = self.with_sock(|s| {
                 let br = self.bridge_index(s, &plan.bridge)?;
-                netlink::add_veth_into_netns(s, &plan.host_ifname, &plan.ifname, &plan.mac, netns.fd(), plan.mtu, br)?;
+                netlink::add_veth_into_netns(s, &plan.host_ifname, &plan.host_mac, &plan.ifname, &plan.mac, netns.fd(), plan.mtu, br)?;
+                // The container's end exists: its side can be configured
+                // while this one brings the port up.
+                let _ = go_tx.send(true);
                 berth_linux::sysctl::disable_ipv6(&plan.host_ifname)
                     .and_then(|()| netlink::set_port_up(s, &plan.host_ifname))
                     .inspect_err(|_| {
                     let _ = netlink::delete_link(s, &plan.host_ifname);
                 })
             });
+            // Not sent yet if the veth pair could not be made (a second send
+            // after the one above is never received).
             let _ = go_tx.send(host.is_ok());
             let inner = inner.join().unwrap_or_else(|_| Err(LinuxError::kernel("namespace thread", std::io::Error::other("panicked"))));
             (host, inner)

@@ -9,7 +9,7 @@
 //!
 //! Runs in a private network namespace (root needed) and removes what it
 //! made. Prints the median of 20 ports at every tenth of N, in ms:
-//! - `veth+master`: `ip link add vethN master BR type veth peer name eth0 netns NS`
+//! - `veth+master`: `ip link add vethN address BRIDGE_MAC master BR type veth peer name eth0 netns NS`
 //! - `ipv6 off`: `sysctl -w net.ipv6.conf.vethN.disable_ipv6=1`
 //! - `port up`: `ip link set vethN up type bridge_slave hairpin on`
 //! - `container side`: address, up, in the container's namespace
@@ -44,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ns = Netns::open(Path::new(&format!("/run/netns/{name}")))?;
         let host = format!("costv{i}");
         let t0 = Instant::now();
-        netlink::add_veth_into_netns(&mut s, &host, "eth0", "02:42:0a:00:00:02", ns.fd(), 1500, br)?;
+        netlink::add_veth_into_netns(&mut s, &host, "02:42:ac:11:00:01", "eth0", "02:42:0a:00:00:02", ns.fd(), 1500, br)?;
         let t1 = Instant::now();
         if !keep_ipv6 {
             berth_linux::sysctl::disable_ipv6(&host)?;

@@ -42,7 +42,7 @@ fn bridge_and_veth_into_namespace() {
 
     sh("ip netns add c1");
     let ns = Netns::open(Path::new("/run/netns/c1")).unwrap();
-    netlink::add_veth_into_netns(&mut s, "bthvtest1", "eth0", "02:42:0a:4d:00:02", ns.fd(), 1400, br.index).unwrap();
+    netlink::add_veth_into_netns(&mut s, "bthvtest1", "02:42:00:00:00:01", "eth0", "02:42:0a:4d:00:02", ns.fd(), 1400, br.index).unwrap();
     assert!(!netlink::link_index(&mut s, "bthvtest1").unwrap().unwrap().up, "created down");
     netlink::set_up_without_ipv6_ll(&mut s, "bthvtest1").unwrap();
     let mut inner = ns.route_socket().unwrap();
@@ -81,7 +81,7 @@ fn bridge_mtu_is_fixed_and_ports_have_no_ipv6() {
 
     sh("ip netns add c2");
     let ns = Netns::open(Path::new("/run/netns/c2")).unwrap();
-    netlink::add_veth_into_netns(&mut s, "bthvtest2", "eth0", "02:42:0a:4e:00:02", ns.fd(), 1500, br.index).unwrap();
+    netlink::add_veth_into_netns(&mut s, "bthvtest2", "02:42:00:00:00:02", "eth0", "02:42:0a:4e:00:02", ns.fd(), 1500, br.index).unwrap();
     berth_linux::sysctl::disable_ipv6("bthvtest2").unwrap();
     netlink::set_port_up(&mut s, "bthvtest2").unwrap();
     assert_eq!(berth_linux::sysctl::read("net/ipv6/conf/bthvtest2/disable_ipv6").unwrap(), "1");
@@ -91,6 +91,11 @@ fn bridge_mtu_is_fixed_and_ports_have_no_ipv6() {
     let routes = sh("ip -6 route show table local");
     assert!(!routes.contains("bthvtest2"), "no IPv6 route for a port: {routes}");
     assert!(routes.contains("dev bthsmall"), "a port left with IPv6 on has one (the check can fail): {routes}");
+    // A port with the bridge's MAC adds no local forwarding entry of its own.
+    let fdb = sh("bridge fdb show br bthtest1");
+    let local = |dev: &str| fdb.lines().any(|l| l.contains(&format!("dev {dev} master ")) && l.contains("permanent"));
+    assert!(!local("bthvtest2"), "{fdb}");
+    assert!(local("bthsmall"), "a port with its own MAC has one (the check can fail): {fdb}");
     berth_linux::sysctl::disable_ipv6("no-such-link").unwrap_err();
     sh("ip link del bthsmall; ip link del bthvtest2; ip link del bthtest1; ip netns del c2");
 }

@@ -130,13 +130,15 @@ pub fn set_alias(sock: &mut RtSocket, index: u32, alias: &str) -> Result<()> {
 }
 
 /// One request for the whole host side of an endpoint:
-/// `ip link add HOST mtu MTU master BRIDGE type veth peer name PEER address MAC mtu MTU netns NS`.
+/// `ip link add HOST address HOST_MAC mtu MTU master BRIDGE type veth peer name PEER address MAC mtu MTU netns NS`.
 /// The peer is created directly inside the container's namespace, so it
 /// never appears in the host's. Both ends are created down, so the caller
 /// can turn IPv6 off on them before they come up (see `crate::sysctl`).
+#[allow(clippy::too_many_arguments)]
 pub fn add_veth_into_netns(
     sock: &mut RtSocket,
     host: &str,
+    host_mac: &str,
     peer: &str,
     peer_mac: &str,
     netns: RawFd,
@@ -150,6 +152,7 @@ pub fn add_veth_into_netns(
     p.attributes.push(LinkAttribute::NetNsFd(netns));
     let mut m = LinkMessage::default();
     m.attributes.push(LinkAttribute::IfName(host.to_string()));
+    m.attributes.push(LinkAttribute::Address(parse_mac(host_mac)));
     m.attributes.push(LinkAttribute::Mtu(mtu));
     m.attributes.push(LinkAttribute::Controller(master));
     m.attributes.push(LinkAttribute::LinkInfo(vec![
@@ -157,7 +160,7 @@ pub fn add_veth_into_netns(
         NlLinkInfo::Data(InfoData::Veth(InfoVeth::Peer(p))),
     ]));
     sock.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL, || {
-        format!("ip link add {host} mtu {mtu} master {master} type veth peer name {peer} address {peer_mac} netns FD")
+        format!("ip link add {host} address {host_mac} mtu {mtu} master {master} type veth peer name {peer} address {peer_mac} netns FD")
     })
 }
 
