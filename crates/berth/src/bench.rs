@@ -29,6 +29,12 @@ pub struct BenchArgs {
     /// Skip the iperf3 throughput part (berth's and docker-proxy's).
     #[arg(long)]
     no_throughput: bool,
+    /// Throughput rounds per case, each four 1 s iperf3 runs ordered direct,
+    /// published, published, direct (about 5 s a round). Per-round ratios
+    /// spread over about ±10% on the 2-core VM; the median of 16 is good to
+    /// about ±3%. docker-proxy, far from any target, gets half as many.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    rounds: u16,
     /// Do not measure the peers (netavark, CNI plugins, docker-proxy), even when installed.
     #[arg(long)]
     no_peers: bool,
@@ -118,6 +124,10 @@ async fn bench(a: &BenchArgs) -> Result<()> {
     let (last, _) = row(&format!("API attach, containers {}-{}", n - k + 1, n), &attach[n - k..]);
 
     // The same with one published port each, with n containers present.
+    // First a pause: the kernel finishes work it deferred during the burst
+    // of n attaches (link events, RCU callbacks), which would otherwise be
+    // billed to the first requests of the next measurement.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     let mut with_port = Vec::new();
     for j in 0..k {
         let i = n + j;
@@ -193,23 +203,16 @@ async fn bench(a: &BenchArgs) -> Result<()> {
     println!("  {}-port range {range_ms:.1} ms <= 100 ms, 0 processes started by berth: {}", a.range, verdict(range_ms <= 100.0 && range_procs == 0));
 
     if !a.no_throughput {
-        if let Err(e) = throughput(&d, a.range).await {
+        if let Err(e) = throughput(&d, a.range, a.rounds as usize).await {
             println!("\nthroughput: skipped ({e:#})");
         }
     }
     d.shutdown().await;
     let _ = sh("ip link del bthbenchbr; for n in $(ip netns list | cut -d' ' -f1); do ip netns del $n; done");
     if !a.no_peers {
-        crate::bench_peers::run(&crate::bench_peers::PeerArgs { samples: k, range: a.range, ports: a.peer_ports, throughput: !a.no_throughput });
+        crate::bench_peers::run(&crate::bench_peers::PeerArgs { samples: k, range: a.range, ports: a.peer_ports, throughput_rounds: if a.no_throughput { 0 } else { (a.rounds as usize / 2).max(4) } });
     }
     Ok(())
-}
-
-/// Rounds per throughput case: `BERTH_BENCH_ROUNDS`, 16 by default (about
-/// 80 s per case). Per-round ratios spread over about ±10% here; the median
-/// of 16 is then good to about ±3%.
-pub(crate) fn throughput_rounds() -> usize {
-    std::env::var("BERTH_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(16)
 }
 
 /// One iperf3 run of 1 s from CPU 0 (the servers run on CPU 1: unpinned,
@@ -258,7 +261,7 @@ pub(crate) fn abba(rounds: usize, mut a: impl FnMut() -> Result<f64>, mut b: imp
 }
 
 /// iperf3 through a published port versus straight to the container.
-async fn throughput(d: &LocalDaemon, range: u16) -> Result<()> {
+async fn throughput(d: &LocalDaemon, range: u16, rounds: usize) -> Result<()> {
     if Command::new("iperf3").arg("--version").stdout(Stdio::null()).status().is_err() {
         anyhow::bail!("iperf3 not installed (apt-get install iperf3)");
     }
@@ -271,7 +274,6 @@ async fn throughput(d: &LocalDaemon, range: u16) -> Result<()> {
     let ip = v["NetworkSettings"]["Networks"]["benchc"]["IPAddress"].as_str().unwrap_or_default().to_string();
     let host = sh("ip -4 -o addr show bthbenchbr | awk '{print $4}' | cut -d/ -f1")?.trim().to_string();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let rounds = throughput_rounds();
     println!("\nthroughput (iperf3, host -> the same container; {rounds} rounds of 1 s runs ordered direct, published, published, direct)");
     for total in [1u32, range as u32] {
         if total > 1 {

@@ -36,8 +36,8 @@ pub(crate) struct PeerArgs {
     pub range: u16,
     /// Ports for the peers without ranges (CNI portmap, docker-proxy).
     pub ports: usize,
-    /// Also iperf3 through a docker-proxy.
-    pub throughput: bool,
+    /// A-B-B-A rounds of iperf3 through a docker-proxy (0: none).
+    pub throughput_rounds: usize,
 }
 
 const NETAVARK: &[&str] = &["/usr/lib/podman/netavark", "/usr/libexec/podman/netavark"];
@@ -82,7 +82,7 @@ pub(crate) fn run(a: &PeerArgs) {
         Some(bin) => {
             let version = deb_version("docker.io").map(|v| format!("docker-proxy of docker.io {v}")).unwrap_or_else(|| "docker-proxy (unknown version)".into());
             println!("{version} ({}, started as dockerd starts it: one process per port, waiting for its ready signal)", bin.display());
-            if let Err(e) = docker_proxy(bin, a.ports, a.throughput) {
+            if let Err(e) = docker_proxy(bin, a.ports, a.throughput_rounds) {
                 println!("  docker-proxy: stopped: {e:#}");
             }
         }
@@ -576,7 +576,7 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn docker_proxy(bin: &Path, nports: usize, throughput: bool) -> Result<()> {
+fn docker_proxy(bin: &Path, nports: usize, throughput_rounds: usize) -> Result<()> {
     let mut g = Guard::new("docker-proxy", "")?;
     let nports = nports.clamp(1, (u16::MAX - RANGE_BASE) as usize + 1);
     let (lo, hi) = (RANGE_BASE, RANGE_BASE + (nports - 1) as u16);
@@ -612,8 +612,8 @@ fn docker_proxy(bin: &Path, nports: usize, throughput: bool) -> Result<()> {
     }
     single(&format!("docker-proxy unpublish {nports} ports (SIGTERM, all exited)"), ms(t));
 
-    if throughput {
-        if let Err(e) = proxy_throughput(&mut g, bin) {
+    if throughput_rounds > 0 {
+        if let Err(e) = proxy_throughput(&mut g, bin, throughput_rounds) {
             println!("  docker-proxy throughput: skipped ({e:#})");
         }
     }
@@ -623,7 +623,7 @@ fn docker_proxy(bin: &Path, nports: usize, throughput: bool) -> Result<()> {
 /// iperf3 from the sandbox's host side to a server in a namespace behind a
 /// bridge: straight to its address, and through one docker-proxy (what
 /// berth's "via published port" figure does with DNAT).
-fn proxy_throughput(g: &mut Guard, bin: &Path) -> Result<()> {
+fn proxy_throughput(g: &mut Guard, bin: &Path, rounds: usize) -> Result<()> {
     if Command::new("iperf3").arg("--version").stdout(Stdio::null()).status().is_err() {
         bail!("iperf3 not installed");
     }
@@ -638,9 +638,6 @@ fn proxy_throughput(g: &mut Guard, bin: &Path) -> Result<()> {
     let (proxy, _) = start_proxy(bin, 15201, "10.94.0.2", 5201)?;
     g.children.push(proxy);
     std::thread::sleep(Duration::from_millis(300));
-    // Fewer rounds than berth's own figure: docker-proxy's ratio is far
-    // from any target, a coarser median is enough.
-    let rounds = (crate::bench::throughput_rounds() / 2).max(4);
     let r = crate::bench::abba(rounds, || crate::bench::iperf("10.94.0.2 -p 5201"), || crate::bench::iperf("10.94.0.1 -p 15201"))?;
     println!("  throughput (iperf3, {rounds} A-B-B-A rounds of 1 s, host -> container): direct {:>6.2} Gbit/s   via docker-proxy {:>6.2} Gbit/s   {}", r.a, r.b, r.ratio_text());
     Ok(())
