@@ -212,8 +212,8 @@ impl LinuxKernel {
                 berth_linux::sysctl::disable_ipv6(&plan.host_ifname)
                     .and_then(|()| netlink::set_port_up(s, &plan.host_ifname))
                     .inspect_err(|_| {
-                    let _ = netlink::delete_link(s, &plan.host_ifname);
-                })
+                        let _ = netlink::delete_link(s, &plan.host_ifname);
+                    })
             });
             // Not sent yet if the veth pair could not be made (a second send
             // after the one above is never received).

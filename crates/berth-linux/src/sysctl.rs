@@ -27,7 +27,6 @@ pub fn write(key: &str, value: &str) -> Result<bool> {
     Ok(true)
 }
 
-
 /// Turns IPv6 off on one link: `sysctl -w net.ipv6.conf.DEV.disable_ipv6=1`.
 ///
 /// For the host end of an endpoint, before it comes up. A bridge port needs

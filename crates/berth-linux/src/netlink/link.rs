@@ -121,14 +121,6 @@ pub fn add_bridge(sock: &mut RtSocket, name: &str, mac: &str, mtu: u32, alias: &
     sock.request(RouteNetlinkMessage::SetLink(m), 0, || format!("ip link set dev {name} mtu {mtu} alias {alias}"))
 }
 
-/// `ip link set dev INDEX alias ALIAS`: berth's ownership mark.
-pub fn set_alias(sock: &mut RtSocket, index: u32, alias: &str) -> Result<()> {
-    let mut m = LinkMessage::default();
-    m.header.index = index;
-    m.attributes.push(LinkAttribute::IfAlias(alias.to_string()));
-    sock.request(RouteNetlinkMessage::SetLink(m), 0, || format!("ip link set dev #{index} alias {alias}"))
-}
-
 /// One request for the whole host side of an endpoint:
 /// `ip link add HOST address HOST_MAC mtu MTU master BRIDGE type veth peer name PEER address MAC mtu MTU netns NS`.
 /// The peer is created directly inside the container's namespace, so it
