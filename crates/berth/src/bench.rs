@@ -89,6 +89,35 @@ pub(crate) fn forks() -> u64 {
         .unwrap_or(0)
 }
 
+/// (busy, total) CPU time so far, in ticks (the `cpu` line of /proc/stat).
+fn cpu_ticks() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = s.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let total: u64 = v.iter().sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// Waits (at most 60 s) until the machine is quiet: under 10% of the CPUs
+/// busy over a quarter of a second. Deleting a thousand network namespaces
+/// (the end of a bench or of the test suite) keeps a kernel worker busy for
+/// many seconds after the command returned; measured meanwhile, every
+/// latency here is 10-30% higher.
+pub(crate) fn settle(what: &str) {
+    let t = Instant::now();
+    while t.elapsed() < std::time::Duration::from_secs(60) {
+        let (b0, t0) = cpu_ticks();
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let (b1, t1) = cpu_ticks();
+        if t1 > t0 && ((b1 - b0) as f64) < 0.10 * (t1 - t0) as f64 {
+            break;
+        }
+    }
+    if t.elapsed() > std::time::Duration::from_secs(1) {
+        println!("(waited {:.1} s for the machine to be quiet before {what})", t.elapsed().as_secs_f64());
+    }
+}
+
 pub fn run(a: &BenchArgs) -> ExitCode {
     crate::local::run_sandboxed("bench", || async { bench(a).await.map(|()| 0) })
 }
@@ -111,6 +140,9 @@ async fn bench(a: &BenchArgs) -> Result<()> {
     let mut p = Command::new("ip").args(["-batch", "-"]).stdin(Stdio::piped()).spawn()?;
     std::io::Write::write_all(p.stdin.as_mut().unwrap(), batch.as_bytes())?;
     p.wait()?;
+    // As before every measured phase: let the kernel finish the work it
+    // deferred while the namespaces were made.
+    settle("the attach measurements");
 
     println!("{:<58} {:>5} {:>10} {:>10}", "operation", "n", "median", "p95");
     let mut attach = Vec::with_capacity(n);
@@ -123,11 +155,9 @@ async fn bench(a: &BenchArgs) -> Result<()> {
     let (first, _) = row("API attach, containers 1-20", &attach[..k]);
     let (last, _) = row(&format!("API attach, containers {}-{}", n - k + 1, n), &attach[n - k..]);
 
-    // The same with one published port each, with n containers present.
-    // First a pause: the kernel finishes work it deferred during the burst
-    // of n attaches (link events, RCU callbacks), which would otherwise be
-    // billed to the first requests of the next measurement.
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    // The same with one published port each, with n containers present,
+    // once the kernel has done what it deferred during the burst of attaches.
+    settle("the published-port attaches");
     let mut with_port = Vec::new();
     for j in 0..k {
         let i = n + j;
@@ -203,6 +233,7 @@ async fn bench(a: &BenchArgs) -> Result<()> {
     println!("  {}-port range {range_ms:.1} ms <= 100 ms, 0 processes started by berth: {}", a.range, verdict(range_ms <= 100.0 && range_procs == 0));
 
     if !a.no_throughput {
+        settle("the throughput runs");
         if let Err(e) = throughput(&d, a.range, a.rounds as usize).await {
             println!("\nthroughput: skipped ({e:#})");
         }
@@ -210,6 +241,9 @@ async fn bench(a: &BenchArgs) -> Result<()> {
     d.shutdown().await;
     let _ = sh("ip link del bthbenchbr; for n in $(ip netns list | cut -d' ' -f1); do ip netns del $n; done");
     if !a.no_peers {
+        // berth's namespaces were just deleted: their teardown must not be
+        // billed to the peers.
+        settle("the peers");
         crate::bench_peers::run(&crate::bench_peers::PeerArgs { samples: k, range: a.range, ports: a.peer_ports, throughput_rounds: if a.no_throughput { 0 } else { (a.rounds as usize / 2).max(4) } });
     }
     Ok(())
