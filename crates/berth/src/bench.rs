@@ -103,7 +103,7 @@ fn cpu_ticks() -> (u64, u64) {
 /// (the end of a bench or of the test suite) keeps a kernel worker busy for
 /// many seconds after the command returned; measured meanwhile, every
 /// latency here is 10-30% higher.
-pub(crate) fn settle(what: &str) {
+fn settle(what: &str) {
     let t = Instant::now();
     while t.elapsed() < std::time::Duration::from_secs(60) {
         let (b0, t0) = cpu_ticks();

@@ -221,11 +221,3 @@ pub fn set_link_down_by_name(sock: &mut RtSocket, name: &str) -> Result<()> {
     m.attributes.push(LinkAttribute::IfName(name.to_string()));
     sock.request(RouteNetlinkMessage::SetLink(m), 0, || format!("ip link set dev {name} down"))
 }
-
-/// `ip link set dev INDEX master MASTER`
-pub fn set_master(sock: &mut RtSocket, index: u32, master: u32) -> Result<()> {
-    let mut m = LinkMessage::default();
-    m.header.index = index;
-    m.attributes.push(LinkAttribute::Controller(master));
-    sock.request(RouteNetlinkMessage::SetLink(m), 0, || format!("ip link set dev #{index} master #{master}"))
-}
