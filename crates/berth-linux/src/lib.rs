@@ -1,11 +1,13 @@
 //! berth-linux: the imperative shell. Every syscall berth makes lives here:
 //! rtnetlink (links, addresses, routes), nfnetlink (nftables set elements),
+//! bpf (socket translation of published ports),
 //! the `nft` program for whole-table changes, network namespaces, sysctls,
 //! and the container shim.
 //!
 //! Functions take the pure plans from berth-core and make them real; they
 //! hold no state of their own.
 
+pub mod bpf;
 pub mod conntrack;
 pub mod error;
 pub mod netlink;

@@ -157,3 +157,76 @@ fn elements_over_netlink_match_nft() {
     eprintln!("10,000 elements in {:?}", t.elapsed());
     assert_eq!(sh("nft list map inet berth ports_any4").matches(" : 172.17.0.2 . ").count(), 10_000);
 }
+
+/// `connect()` to a published TCP port is translated in this namespace
+/// only, for the addresses the mapping covers, and not any more once the
+/// mapping is removed or the programs are dropped; `getpeername` shows the
+/// address that was asked for.
+#[test]
+fn socket_translation_is_confined_to_its_namespace() {
+    use std::collections::HashSet;
+    use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+
+    use berth_linux::bpf::SocketNat;
+    if !root() {
+        return;
+    }
+    sh("ip link add bthdummy0 type bridge && ip addr add 10.55.0.1/24 dev bthdummy0 && ip addr add 10.55.0.2/24 dev bthdummy0 && ip link set bthdummy0 up");
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tp = target.local_addr().unwrap().port();
+    let reaches = |addr: &str| -> bool {
+        match TcpStream::connect(addr) {
+            Ok(c) => {
+                let (srv, _) = target.accept().unwrap();
+                assert_eq!(srv.local_addr().unwrap().port(), tp, "{addr} reached the container port");
+                assert_eq!(c.peer_addr().unwrap(), addr.parse::<SocketAddr>().unwrap(), "getpeername shows what was asked");
+                true
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{addr}: {e}");
+                false
+            }
+        }
+    };
+    let any = (Ipv4Addr::UNSPECIFIED, 40123);
+    let one = (Ipv4Addr::new(10, 55, 0, 2), 40124);
+    let to = (Ipv4Addr::LOCALHOST, tp);
+    let mut nat = SocketNat::attach().unwrap();
+    nat.apply(&[], &[(any, to), (one, to)]).unwrap();
+    assert!(reaches("127.0.0.1:40123") && reaches("127.0.0.9:40123"), "every address: loopback");
+    assert!(!reaches("10.55.0.1:40123"), "a host address berth does not own stays with nft");
+    nat.set_local(&HashSet::from([Ipv4Addr::new(10, 55, 0, 1)])).unwrap();
+    assert!(reaches("10.55.0.1:40123"), "every address: berth's own");
+    assert!(reaches("10.55.0.2:40124") && !reaches("127.0.0.1:40124") && !reaches("10.55.0.1:40124"), "one address: only it");
+    assert!(!reaches("127.0.0.1:40125"), "an unpublished port");
+
+    // A socket bound to an address first keeps the nft path.
+    let bound = std::thread::spawn(|| {
+        let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+        let sa = |ip: [u8; 4], port: u16| libc::sockaddr_in { sin_family: libc::AF_INET as u16, sin_port: port.to_be(), sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(ip) }, sin_zero: [0; 8] };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        let (me, to) = (sa([127, 0, 0, 1], 0), sa([127, 0, 0, 1], 40123));
+        assert_eq!(unsafe { libc::bind(s, &me as *const _ as *const libc::sockaddr, len) }, 0);
+        let r = unsafe { libc::connect(s, &to as *const _ as *const libc::sockaddr, len) };
+        let e = std::io::Error::last_os_error();
+        unsafe { libc::close(s) };
+        (r, e.raw_os_error())
+    });
+    assert_eq!(bound.join().unwrap(), (-1, Some(libc::ECONNREFUSED)));
+
+    // Another namespace, with a listener on the same target port: untouched.
+    let other = std::thread::spawn(move || {
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
+        sh("ip link set lo up");
+        let _l = TcpListener::bind(("127.0.0.1", tp)).unwrap();
+        TcpStream::connect("127.0.0.1:40123").map(drop).map_err(|e| e.kind())
+    });
+    assert_eq!(other.join().unwrap(), Err(std::io::ErrorKind::ConnectionRefused));
+
+    nat.apply(&[(any, to)], &[]).unwrap();
+    assert!(!reaches("127.0.0.1:40123") && reaches("10.55.0.2:40124"), "removal is per mapping");
+    nat.replace(&[(any, to)]).unwrap();
+    assert!(reaches("127.0.0.1:40123") && !reaches("10.55.0.2:40124"), "replace leaves exactly what is wanted");
+    drop(nat);
+    assert!(!reaches("127.0.0.1:40123"), "dropping detaches the programs");
+}
