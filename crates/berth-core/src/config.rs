@@ -27,6 +27,7 @@ pub struct ConfigFile {
     pub mtu: Option<u32>,
     pub icc: Option<bool>,
     pub ip_forward: Option<bool>,
+    pub socket_translation: Option<bool>,
     pub default_address_pools: Option<Vec<PoolEntry>>,
 }
 
@@ -52,6 +53,9 @@ pub struct DaemonConfig {
     pub mtu: u32,
     pub icc: bool,
     pub ip_forward: bool,
+    /// Translate host connections to published TCP ports in `connect()`
+    /// (cgroup BPF) rather than per packet (see berth_linux::bpf).
+    pub socket_translation: bool,
     pub pools: Vec<AddressPool>,
 }
 
@@ -81,7 +85,7 @@ impl ConfigFile {
     /// Combines flags and file; the same key in both is an error.
     pub fn merge(flags: &ConfigFile, file: &ConfigFile) -> Result<ConfigFile> {
         let mut out = ConfigFile::default();
-        merge_fields!(flags, file, out, root, exec_root, socket, bridge, bip, fixed_cidr, mtu, icc, ip_forward, default_address_pools);
+        merge_fields!(flags, file, out, root, exec_root, socket, bridge, bip, fixed_cidr, mtu, icc, ip_forward, socket_translation, default_address_pools);
         Ok(out)
     }
 }
@@ -130,6 +134,7 @@ impl DaemonConfig {
             mtu,
             icc: c.icc.unwrap_or(true),
             ip_forward: c.ip_forward.unwrap_or(true),
+            socket_translation: c.socket_translation.unwrap_or(true),
             pools,
         })
     }

@@ -3,12 +3,14 @@
 //! kernel; tests of the request flow (validation, rollback, recovery) use the
 //! recording [`crate::fake::FakeKernel`] and need no root.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use berth_core::nft::{render_reset_script, Element};
 use berth_core::plan::{BridgePlan, EndpointPlan, OWNER_ALIAS};
+use berth_linux::bpf::{self, PortEntry, SocketNat};
 use berth_linux::netlink::{self, RtSocket};
 use berth_linux::netns::Netns;
 use berth_linux::{nft, sysctl, LinuxError};
@@ -79,6 +81,11 @@ pub trait Kernel: Send + Sync + 'static {
     fn ephemeral_range(&self) -> (u16, u16);
     /// Forgets NAT state of removed mappings so no flow keeps using them.
     fn flush_conntrack(&self, mappings: &[berth_core::model::PortMapping]) -> Result<()>;
+    /// Whether the host's own TCP connections to published ports are
+    /// translated in `connect()` right now (see `berth_linux::bpf`).
+    fn socket_translation(&self) -> bool {
+        false
+    }
 }
 
 /// The real kernel. Host-side netlink sockets are pooled so concurrent
@@ -88,13 +95,63 @@ pub struct LinuxKernel {
     pool: Mutex<Vec<RtSocket>>,
     reaper: Reaper,
     /// Bridge name → ifindex (checked on use: a stale entry is refreshed).
-    bridges: Mutex<std::collections::HashMap<String, u32>>,
+    bridges: Mutex<HashMap<String, u32>>,
+    /// Socket translation, when on. Any error turns it off for good (the
+    /// programs detach when it is dropped): the nft rules alone are always
+    /// correct, a translation map out of step with them would not be.
+    socket_nat: Mutex<Option<SocketNat>>,
+    /// Bridge name → its IPv4 addresses, the host addresses berth owns.
+    gateways: Mutex<HashMap<String, Vec<Ipv4Addr>>>,
 }
 
-impl Default for LinuxKernel {
-    fn default() -> Self {
-        LinuxKernel { pool: Mutex::new(Vec::new()), reaper: Reaper::start(), bridges: Default::default() }
+impl LinuxKernel {
+    /// `socket_translation`: attach the connect()/getpeername() programs
+    /// for this namespace; where the kernel refuses, say why and go on
+    /// with nft alone.
+    pub fn new(socket_translation: bool) -> LinuxKernel {
+        let socket_nat = if socket_translation {
+            match SocketNat::attach() {
+                Ok(n) => {
+                    tracing::info!("socket translation on: the host's TCP connections to published ports are translated in connect()");
+                    Some(n)
+                }
+                Err(e) => {
+                    tracing::warn!("socket translation off ({e}); published ports work through the nft rules alone");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        LinuxKernel {
+            pool: Mutex::new(Vec::new()),
+            reaper: Reaper::start(),
+            bridges: Default::default(),
+            socket_nat: Mutex::new(socket_nat),
+            gateways: Default::default(),
+        }
     }
+
+    /// Runs `f` on the translation maps if translation is on; turns it off
+    /// if `f` fails.
+    fn with_nat(&self, f: impl FnOnce(&mut SocketNat) -> berth_linux::Result<()>) {
+        let mut nat = self.socket_nat.lock().unwrap();
+        if let Some(n) = nat.as_mut() {
+            if let Err(e) = f(n) {
+                tracing::warn!("socket translation off after an error ({e}); published ports work through the nft rules alone");
+                *nat = None;
+            }
+        }
+    }
+
+    fn sync_local_addresses(&self) {
+        let all: HashSet<Ipv4Addr> = self.gateways.lock().unwrap().values().flatten().copied().collect();
+        self.with_nat(|n| n.set_local(&all));
+    }
+}
+
+fn port_entries(elements: &BTreeSet<Element>) -> Vec<PortEntry> {
+    elements.iter().filter_map(bpf::port_entry).collect()
 }
 
 /// A thread that deletes links handed to it, one after the other.
@@ -269,7 +326,11 @@ impl Kernel for LinuxKernel {
                 }
             }
             Ok(())
-        })
+        })?;
+        let v4 = plan.addresses.iter().filter_map(|a| if let IpAddr::V4(v) = a.addr() { Some(v) } else { None }).collect();
+        self.gateways.lock().unwrap().insert(plan.name.clone(), v4);
+        self.sync_local_addresses();
+        Ok(())
     }
 
     fn link_addresses(&self, name: &str) -> Result<Option<Vec<IpNet>>> {
@@ -316,6 +377,9 @@ impl Kernel for LinuxKernel {
 
     fn delete_link(&self, name: &str) -> Result<()> {
         self.bridges.lock().unwrap().remove(name);
+        if self.gateways.lock().unwrap().remove(name).is_some() {
+            self.sync_local_addresses();
+        }
         self.with_sock(|s| ignore_missing(netlink::delete_link(s, name)))
     }
 
@@ -343,12 +407,27 @@ impl Kernel for LinuxKernel {
         })
     }
 
+    /// Translations are removed before the nft elements they mirror and
+    /// added after them, so a failure at any point leaves no translation
+    /// that nft lacks (a request rolled back comes here with add and del
+    /// swapped).
     fn apply_elements(&self, del: &BTreeSet<Element>, add: &BTreeSet<Element>) -> Result<()> {
-        Ok(nft::apply_elements(del, add)?)
+        self.with_nat(|n| n.apply(&port_entries(del), &[]));
+        nft::apply_elements(del, add)?;
+        self.with_nat(|n| n.apply(&[], &port_entries(add)));
+        Ok(())
     }
 
     fn reset_table(&self, elements: &BTreeSet<Element>) -> Result<()> {
-        Ok(nft::cli::apply_script(&render_reset_script(elements))?)
+        let r = nft::cli::apply_script(&render_reset_script(elements));
+        // On failure the old table may still be there: keep only what both hold.
+        let want = if r.is_ok() { port_entries(elements) } else { Vec::new() };
+        self.with_nat(|n| n.replace(&want));
+        Ok(r?)
+    }
+
+    fn socket_translation(&self) -> bool {
+        self.socket_nat.lock().unwrap().is_some()
     }
 
     fn list_table(&self) -> Result<Option<String>> {

@@ -25,7 +25,8 @@ pub async fn serve(cfg: DaemonConfig) -> Result<()> {
         let _ = std::fs::remove_file(&socket);
     }
     let rt = tokio::runtime::Handle::current();
-    let d: Arc<Daemon> = tokio::task::spawn_blocking(move || Daemon::open(cfg, Arc::new(LinuxKernel::default()), Some(rt)))
+    let kernel = Arc::new(LinuxKernel::new(cfg.socket_translation));
+    let d: Arc<Daemon> = tokio::task::spawn_blocking(move || Daemon::open(cfg, kernel, Some(rt)))
         .await
         .map_err(|e| DaemonError::Internal(e.to_string()))??;
     let listener = UnixListener::bind(&socket).map_err(|e| DaemonError::Internal(format!("listen on {}: {e}", socket.display())))?;

@@ -175,7 +175,7 @@ async fn demo(a: &DemoArgs) -> Result<usize> {
     sh("ip netns exec outside sh -c 'socat TCP-LISTEN:8000,fork,reuseaddr SYSTEM:\"echo you are \\$SOCAT_PEERADDR\" >/dev/null 2>&1 &'; sleep 0.3");
     m.berth(&["exec", "secondcentos", "--", "socat", "-T2", "-", "TCP:10.99.0.2:8000"]);
 
-    m.section("5. Port mapping (-p 32768:80)", "firstcentos:80 is published on host port 32768: from another machine, the host, and containers.");
+    m.section("5. Port mapping (-p 32768:80)", "firstcentos:80 is published on host port 32768: from another machine, the host, and containers. No process per port: DNAT map elements, and the host's own TCP connections are translated once, in connect().");
     m.berth(&["port", "firstcentos"]);
     let r = sh("ip netns exec outside socat -T2 - TCP:10.99.0.1:32768,connect-timeout=1 </dev/null").status.success();
     m.expect("outside machine → host:32768", r, true);

@@ -248,3 +248,51 @@ fn overlapping_policies() {
     s.ok(&["policy", "rm", &last]);
     assert_eq!(outside_tcp("10.99.0.1", 8000).as_deref(), Some("ok-from-web"));
 }
+
+/// The host's own TCP connections to a published port are translated in
+/// connect(): they work without the per-packet DNAT, show the asked address
+/// as their peer, and go back to DNAT when the socket is bound first, for
+/// UDP, and whenever no daemon holds the programs.
+#[test]
+fn host_connections_are_translated_in_connect() {
+    let Some(mut s) = Sandbox::new() else { return };
+    s.server("web", &["-p", "8090:80", "-p", "127.0.0.1:8091:80"], 80);
+    s.run("dns", &["-p", "5300:53/udp"], "exec socat UDP-RECVFROM:53,fork SYSTEM:'echo from-udp'");
+    assert!(s.ok(&["info"]).contains("Socket translation: on"), "{}", s.daemon_log());
+    let udp = || sh_out("echo q | socat -T2 - UDP:127.0.0.1:5300").stdout.starts_with(b"from-udp");
+    let bound = || host_tcp("127.0.0.1", 8090).is_some() && sh_out("socat -T2 - TCP:127.0.0.1:8090,bind=127.0.0.1,connect-timeout=1 </dev/null").stdout.starts_with(b"ok-from-web");
+    assert!(udp() && bound());
+
+    // Without the host's DNAT rules, translated connections still arrive.
+    sh("nft flush chain inet berth nat_output");
+    for addr in ["127.0.0.1:8090", "127.0.0.1:8091", "172.17.0.1:8090"] {
+        let c = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+        assert_eq!(c.peer_addr().unwrap().to_string(), addr, "getpeername shows the published address");
+        let mut got = String::new();
+        std::io::Read::read_to_string(&mut &c, &mut got).unwrap();
+        assert_eq!(got.trim(), "ok-from-web", "{addr}");
+    }
+    assert_eq!(host_tcp("172.17.0.1", 8091), None, "a 127.0.0.1 mapping stays on 127.0.0.1");
+    assert!(!udp(), "UDP is DNAT's alone");
+    let bound_only = sh_out("socat -T2 - TCP:127.0.0.1:8090,bind=127.0.0.1,connect-timeout=1 </dev/null");
+    assert!(!bound_only.stdout.starts_with(b"ok-from-web"), "a bound socket is DNAT's");
+    s.ok(&["reconcile"]);
+    assert!(udp() && bound());
+
+    // A stopped daemon leaves no programs: the host path is DNAT's again.
+    s.stop_daemon(true);
+    sh("nft flush chain inet berth nat_output");
+    assert_eq!(host_tcp("127.0.0.1", 8090), None, "nothing translates without the daemon");
+    s.start_daemon();
+    assert_eq!(host_tcp("127.0.0.1", 8090).as_deref(), Some("ok-from-web"));
+
+    // --socket-translation=false: DNAT alone, and still reachable.
+    s.stop_daemon(false);
+    s.extra = vec!["--socket-translation=false".into()];
+    s.start_daemon();
+    assert!(s.ok(&["info"]).contains("Socket translation: off"));
+    assert!(udp() && bound());
+    sh("nft flush chain inet berth nat_output");
+    assert_eq!(host_tcp("127.0.0.1", 8090), None);
+    s.ok(&["reconcile"]);
+}

@@ -26,6 +26,7 @@ pub async fn info(State(d): State<Shared>) -> ApiResult<Json<Value>> {
             "ExecRoot": d.cfg.exec_root,
             "Socket": d.cfg.socket,
             "NftTable": "inet berth",
+            "SocketTranslation": d.kernel.socket_translation(),
             "ServerVersion": env!("CARGO_PKG_VERSION"),
             "ProcessesStarted": berth_linux::PROCESSES_STARTED.load(std::sync::atomic::Ordering::Relaxed),
         }))

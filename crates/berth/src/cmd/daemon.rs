@@ -42,6 +42,11 @@ pub struct DaemonArgs {
     /// Turn on net.ipv4.ip_forward when a network needs it [default: true].
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     ip_forward: Option<bool>,
+    /// Translate the host's own TCP connections to published ports once, in
+    /// connect(), instead of in every packet (cgroup BPF; falls back to the
+    /// nft rules where the kernel cannot) [default: true].
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    socket_translation: Option<bool>,
     /// Pool for automatic subnets: base=CIDR,size=N (repeatable).
     #[arg(long = "default-address-pool", value_name = "base=CIDR,size=N")]
     pools: Vec<String>,
@@ -67,6 +72,7 @@ fn config(a: &DaemonArgs) -> Result<DaemonConfig, String> {
         mtu: a.mtu,
         icc: a.icc,
         ip_forward: a.ip_forward,
+        socket_translation: a.socket_translation,
         default_address_pools: if pools.is_empty() { None } else { Some(pools) },
     };
     let file = match &a.config {

@@ -24,6 +24,10 @@ pub async fn info(c: &Client) -> Result<u8> {
         if v["IPForwardManaged"].as_bool() == Some(true) { "managed by berth" } else { "left alone: --ip-forward=false" }
     );
     println!("Firewall: nftables table {}", v["NftTable"].as_str().unwrap_or_default());
+    println!(
+        "Socket translation: {}",
+        if v["SocketTranslation"].as_bool() == Some(true) { "on (the host's TCP connections to published ports are translated in connect())" } else { "off (published ports work through the nft rules alone)" }
+    );
     println!("Root: {}", v["Root"].as_str().unwrap_or_default());
     println!("Exec root: {}", v["ExecRoot"].as_str().unwrap_or_default());
     println!("Socket: unix://{}", v["Socket"].as_str().unwrap_or_default());
