@@ -12,7 +12,8 @@ use std::io;
 use crate::error::{Context, Result};
 use crate::netlink::{self, RtSocket};
 
-fn mount(src: &str, target: &str, fstype: &str, flags: libc::c_ulong) -> io::Result<()> {
+/// `mount -t FSTYPE SRC TARGET`.
+pub(crate) fn mount(src: &str, target: &str, fstype: &str, flags: libc::c_ulong) -> io::Result<()> {
     let c = |s: &str| CString::new(s).unwrap();
     let (src, target, fstype) = (c(src), c(target), c(fstype));
     // SAFETY: valid NUL-terminated strings; no data argument.

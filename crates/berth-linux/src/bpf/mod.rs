@@ -182,15 +182,13 @@ fn cgroup2_root() -> io::Result<OwnedFd> {
     }
     let dir = format!("/run/.berth-cgroup2-{}", std::process::id());
     std::fs::create_dir_all(&dir)?;
-    let c = std::ffi::CString::new(dir.as_str()).unwrap();
-    let t = std::ffi::CString::new("cgroup2").unwrap();
-    // SAFETY: valid NUL-terminated strings; no data argument.
-    let r = unsafe { libc::mount(t.as_ptr(), c.as_ptr(), t.as_ptr(), 0, std::ptr::null()) };
-    let fd = if r == 0 { open_dir(&dir) } else { Err(io::Error::last_os_error()) };
-    if r == 0 {
+    let fd = crate::sandbox::mount("cgroup2", &dir, "cgroup2", 0).and_then(|()| {
+        let fd = open_dir(&dir);
+        let c = std::ffi::CString::new(dir.as_str()).unwrap();
         // SAFETY: valid path.
         unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-    }
+        fd
+    });
     let _ = std::fs::remove_dir(&dir);
     fd
 }
