@@ -3,10 +3,9 @@
 //! kernel; tests of the request flow (validation, rollback, recovery) use the
 //! recording [`crate::fake::FakeKernel`] and need no root.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use berth_core::nft::{render_reset_script, Element};
 use berth_core::plan::{BridgePlan, EndpointPlan, OWNER_ALIAS};
@@ -99,9 +98,7 @@ pub struct LinuxKernel {
     /// Socket translation, when on. Any error turns it off for good (the
     /// programs detach when it is dropped): the nft rules alone are always
     /// correct, a translation map out of step with them would not be.
-    socket_nat: Mutex<Option<SocketNat>>,
-    /// Bridge name → its IPv4 addresses, the host addresses berth owns.
-    gateways: Mutex<HashMap<String, Vec<Ipv4Addr>>>,
+    socket_nat: Arc<Mutex<Option<SocketNat>>>,
 }
 
 impl LinuxKernel {
@@ -123,30 +120,30 @@ impl LinuxKernel {
         } else {
             None
         };
-        LinuxKernel {
-            pool: Mutex::new(Vec::new()),
-            reaper: Reaper::start(),
-            bridges: Default::default(),
-            socket_nat: Mutex::new(socket_nat),
-            gateways: Default::default(),
-        }
-    }
-
-    /// Runs `f` on the translation maps if translation is on; turns it off
-    /// if `f` fails.
-    fn with_nat(&self, f: impl FnOnce(&mut SocketNat) -> berth_linux::Result<()>) {
-        let mut nat = self.socket_nat.lock().unwrap();
-        if let Some(n) = nat.as_mut() {
-            if let Err(e) = f(n) {
-                tracing::warn!("socket translation off after an error ({e}); published ports work through the nft rules alone");
-                *nat = None;
+        let socket_nat = Arc::new(Mutex::new(socket_nat));
+        if socket_nat.lock().unwrap().is_some() {
+            // A port published on every address is translated for every
+            // address of the namespace, as the nft rules' `fib daddr type
+            // local` does: the map follows the addresses as they change.
+            let nat = socket_nat.clone();
+            let watch = netlink::watch_ipv4_addresses(move |addrs| with_nat(&nat, |n| n.set_local(&addrs.into_iter().collect())));
+            if let Err(e) = watch {
+                tracing::warn!("cannot follow host addresses ({e}): only 127.0.0.0/8 is translated");
             }
         }
+        LinuxKernel { pool: Mutex::new(Vec::new()), reaper: Reaper::start(), bridges: Default::default(), socket_nat }
     }
+}
 
-    fn sync_local_addresses(&self) {
-        let all: HashSet<Ipv4Addr> = self.gateways.lock().unwrap().values().flatten().copied().collect();
-        self.with_nat(|n| n.set_local(&all));
+/// Runs `f` on the translation maps if translation is on; turns it off if
+/// `f` fails.
+fn with_nat(nat: &Mutex<Option<SocketNat>>, f: impl FnOnce(&mut SocketNat) -> berth_linux::Result<()>) {
+    let mut nat = nat.lock().unwrap();
+    if let Some(n) = nat.as_mut() {
+        if let Err(e) = f(n) {
+            tracing::warn!("socket translation off after an error ({e}); published ports work through the nft rules alone");
+            *nat = None;
+        }
     }
 }
 
@@ -326,11 +323,7 @@ impl Kernel for LinuxKernel {
                 }
             }
             Ok(())
-        })?;
-        let v4 = plan.addresses.iter().filter_map(|a| if let IpAddr::V4(v) = a.addr() { Some(v) } else { None }).collect();
-        self.gateways.lock().unwrap().insert(plan.name.clone(), v4);
-        self.sync_local_addresses();
-        Ok(())
+        })
     }
 
     fn link_addresses(&self, name: &str) -> Result<Option<Vec<IpNet>>> {
@@ -377,9 +370,6 @@ impl Kernel for LinuxKernel {
 
     fn delete_link(&self, name: &str) -> Result<()> {
         self.bridges.lock().unwrap().remove(name);
-        if self.gateways.lock().unwrap().remove(name).is_some() {
-            self.sync_local_addresses();
-        }
         self.with_sock(|s| ignore_missing(netlink::delete_link(s, name)))
     }
 
@@ -412,9 +402,9 @@ impl Kernel for LinuxKernel {
     /// that nft lacks (a request rolled back comes here with add and del
     /// swapped).
     fn apply_elements(&self, del: &BTreeSet<Element>, add: &BTreeSet<Element>) -> Result<()> {
-        self.with_nat(|n| n.apply(&port_entries(del), &[]));
+        with_nat(&self.socket_nat, |n| n.apply(&port_entries(del), &[]));
         nft::apply_elements(del, add)?;
-        self.with_nat(|n| n.apply(&[], &port_entries(add)));
+        with_nat(&self.socket_nat, |n| n.apply(&[], &port_entries(add)));
         Ok(())
     }
 
@@ -422,7 +412,7 @@ impl Kernel for LinuxKernel {
         let r = nft::cli::apply_script(&render_reset_script(elements));
         // On failure the old table may still be there: keep only what both hold.
         let want = if r.is_ok() { port_entries(elements) } else { Vec::new() };
-        self.with_nat(|n| n.replace(&want));
+        with_nat(&self.socket_nat, |n| n.replace(&want));
         Ok(r?)
     }
 

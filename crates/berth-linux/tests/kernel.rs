@@ -194,9 +194,9 @@ fn socket_translation_is_confined_to_its_namespace() {
     let mut nat = SocketNat::attach().unwrap();
     nat.apply(&[], &[(any, to), (one, to)]).unwrap();
     assert!(reaches("127.0.0.1:40123") && reaches("127.0.0.9:40123"), "every address: loopback");
-    assert!(!reaches("10.55.0.1:40123"), "a host address berth does not own stays with nft");
+    assert!(!reaches("10.55.0.1:40123"), "an address not (yet) in the local map stays with nft");
     nat.set_local(&HashSet::from([Ipv4Addr::new(10, 55, 0, 1)])).unwrap();
-    assert!(reaches("10.55.0.1:40123"), "every address: berth's own");
+    assert!(reaches("10.55.0.1:40123"), "every address: the namespace's own");
     assert!(reaches("10.55.0.2:40124") && !reaches("127.0.0.1:40124") && !reaches("10.55.0.1:40124"), "one address: only it");
     assert!(!reaches("127.0.0.1:40125"), "an unpublished port");
 

@@ -256,6 +256,7 @@ fn overlapping_policies() {
 #[test]
 fn host_connections_are_translated_in_connect() {
     let Some(mut s) = Sandbox::new() else { return };
+    s.outside(&[]);
     s.server("web", &["-p", "8090:80", "-p", "127.0.0.1:8091:80"], 80);
     s.run("dns", &["-p", "5300:53/udp"], "exec socat UDP-RECVFROM:53,fork SYSTEM:'echo from-udp'");
     assert!(s.ok(&["info"]).contains("Socket translation: on"), "{}", s.daemon_log());
@@ -265,7 +266,8 @@ fn host_connections_are_translated_in_connect() {
 
     // Without the host's DNAT rules, translated connections still arrive.
     sh("nft flush chain inet berth nat_output");
-    for addr in ["127.0.0.1:8090", "127.0.0.1:8091", "172.17.0.1:8090"] {
+    // Every address of the host: loopback, a bridge's, the uplink's.
+    for addr in ["127.0.0.1:8090", "127.0.0.1:8091", "172.17.0.1:8090", "10.99.0.1:8090"] {
         let c = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
         assert_eq!(c.peer_addr().unwrap().to_string(), addr, "getpeername shows the published address");
         let mut got = String::new();

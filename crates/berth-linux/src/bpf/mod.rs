@@ -3,8 +3,8 @@
 //!
 //! The nft rules stay the source of truth: every published port has its
 //! DNAT element whether or not this is on, and anything the programs leave
-//! alone (UDP, bound sockets, host addresses berth does not own, other
-//! namespaces) takes that path. This is only a shortcut, and it is safe to
+//! alone (UDP, sockets bound before connect(), other namespaces) takes
+//! that path. This is only a shortcut, and it is safe to
 //! lose: the programs are attached through BPF links that only the daemon
 //! holds (nothing is pinned), so when the daemon exits or is killed they
 //! are detached by the kernel and connections fall back to DNAT. A new
@@ -127,8 +127,8 @@ impl SocketNat {
         Ok(())
     }
 
-    /// Host addresses berth owns (bridge gateways), where a port published
-    /// on every address is translated too.
+    /// The namespace's own addresses, where a port published on every
+    /// address is translated (127.0.0.0/8 always is).
     pub fn set_local(&mut self, addrs: &HashSet<Ipv4Addr>) -> Result<()> {
         for ip in self.have_local.difference(addrs).copied().collect::<Vec<_>>() {
             sys::map_delete(&self.local, &ip.octets()).ctx(|| format!("bpftool map delete name berth_local key {ip}"))?;

@@ -16,9 +16,9 @@
 //! addresses or ports):
 //! - `ports`: key `[ip4; 4] [port; 2] [proto] [0]` (ip4 0.0.0.0 for a
 //!   mapping on every address) → value `[ip4; 4] [port; 2] [0; 2]`.
-//! - `local`: host addresses berth owns (bridge gateways) → 1. A mapping on
-//!   every address applies to these and to 127.0.0.0/8; other host
-//!   addresses stay with the nft path.
+//! - `local`: the namespace's IPv4 addresses → 1, kept current by the
+//!   daemon. A mapping on every address applies to these and to
+//!   127.0.0.0/8, as `fib daddr type local` in the nft rules does.
 //! - `origin`: socket cookie → `[asked ip4; 4] [asked port; 2] [0; 2]
 //!   [translated ip4; 4] [translated port; 2] [0; 2]`; an LRU map, so
 //!   closed sockets age out.

@@ -59,3 +59,49 @@ pub fn list_addresses(sock: &mut RtSocket) -> Result<Vec<HostAddress>> {
     }
     Ok(out)
 }
+
+/// Calls `on_change` with the namespace's IPv4 addresses now, and again on
+/// a background thread after every change to them (`ip monitor address`):
+/// the thread waits on a socket subscribed to RTNLGRP_IPV4_IFADDR and,
+/// on any message (or a lost one, ENOBUFS), reads the whole list again
+/// rather than applying events one by one. Sockets belong to the namespace
+/// they were opened in, so this follows the calling thread's namespace.
+pub fn watch_ipv4_addresses(mut on_change: impl FnMut(Vec<std::net::Ipv4Addr>) + Send + 'static) -> Result<()> {
+    use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+    const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+    let what = || "ip monitor address".to_string();
+    let mut events = Socket::new(NETLINK_ROUTE).map_err(|e| crate::LinuxError::kernel(what(), e))?;
+    events.bind(&SocketAddr::new(0, RTMGRP_IPV4_IFADDR)).map_err(|e| crate::LinuxError::kernel(what(), e))?;
+    let mut sock = RtSocket::open()?;
+    let v4 = |sock: &mut RtSocket| -> Result<Vec<std::net::Ipv4Addr>> {
+        Ok(list_addresses(sock)?.into_iter().filter_map(|a| if let std::net::IpAddr::V4(v) = a.addr.addr() { Some(v) } else { None }).collect())
+    };
+    on_change(v4(&mut sock)?);
+    std::thread::Builder::new()
+        .name("berth-addrwatch".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match events.recv(&mut &mut buf[..], 0) {
+                    Ok(_) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+                    Err(e) => {
+                        tracing::warn!("ip monitor address: {e}; host addresses are no longer followed");
+                        return;
+                    }
+                }
+                match v4(&mut sock) {
+                    Ok(list) => on_change(list),
+                    Err(e) => {
+                        tracing::warn!("ip addr show: {e}");
+                        sock = match RtSocket::open() {
+                            Ok(s) => s,
+                            Err(_) => return,
+                        };
+                    }
+                }
+            }
+        })
+        .map_err(|e| crate::LinuxError::kernel("spawn the address watcher", e))?;
+    Ok(())
+}
