@@ -29,10 +29,12 @@ pub struct BenchArgs {
     /// Skip the iperf3 throughput part (berth's and docker-proxy's).
     #[arg(long)]
     no_throughput: bool,
-    /// Throughput rounds per case, each four 1 s iperf3 runs ordered direct,
-    /// published, published, direct (about 5 s a round). Per-round ratios
-    /// spread over about ±10% on the 2-core VM; the median of 16 is good to
-    /// about ±3%. docker-proxy, far from any target, gets half as many.
+    /// Throughput rounds per case, each 1 s iperf3 runs ordered direct,
+    /// published, DNAT, direct, DNAT, published, direct (about 8 s a
+    /// round). Single runs vary by
+    /// ±25% on the 2-core VM: the ratio is printed with its 95% confidence
+    /// interval, about ±5% with 16 rounds. docker-proxy, far from any
+    /// target, gets half as many.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     rounds: u16,
     /// Do not measure the peers (netavark, CNI plugins, docker-proxy), even when installed.
@@ -258,57 +260,85 @@ pub(crate) fn iperf(target: &str) -> Result<f64> {
     Ok(v["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0) / 1e9)
 }
 
-/// Medians of an A-versus-B throughput comparison.
-pub(crate) struct Abba {
-    pub a: f64,
-    pub b: f64,
-    /// Median over the rounds of (B + B) / (A + A).
+/// One path's throughput against a baseline's, from [`interleaved`].
+pub(crate) struct Compared {
+    /// Median throughputs of the baseline and of this path.
+    pub base: f64,
+    pub this: f64,
+    /// Geometric mean over the rounds of this path's mean over the
+    /// baseline's mean, and its 95% confidence interval (two standard
+    /// errors of the mean log ratio): single runs here vary by ±25%, and
+    /// the interval says how far the figure can be trusted.
     pub ratio: f64,
-    pub quartiles: (f64, f64),
+    pub ci: (f64, f64),
 }
 
-impl Abba {
+impl Compared {
     pub(crate) fn ratio_text(&self) -> String {
-        format!("ratio {:.3} (quartiles {:.2}-{:.2})", self.ratio, self.quartiles.0, self.quartiles.1)
+        format!("ratio {:.3} (95% CI {:.2}-{:.2})", self.ratio, self.ci.0, self.ci.1)
     }
 }
 
-/// Runs `rounds` rounds ordered A B B A. Single-stream throughput on this
-/// VM drifts by 10-20% within seconds, and a run's position in a sequence
-/// biases it (always measuring A first put B 5-10% low): the A B B A order
-/// cancels a drift that is linear over the round and any position effect.
-pub(crate) fn abba(rounds: usize, mut a: impl FnMut() -> Result<f64>, mut b: impl FnMut() -> Result<f64>) -> Result<Abba> {
-    let (mut av, mut bv, mut ratios) = (vec![], vec![], vec![]);
+/// Measures `paths` against `base` in `rounds` rounds, each run in the
+/// order base, p1 … pk, base, pk … p1, base. Single-stream throughput on
+/// this VM drifts within seconds and a run's position in a sequence biases
+/// it (always measuring the baseline first put the other path 5-10% low);
+/// in this order every path's runs sit, on average, at the middle of the
+/// round, so a drift that is linear over a round cancels for all of them.
+pub(crate) fn interleaved(rounds: usize, base: &mut dyn FnMut() -> Result<f64>, paths: &mut [&mut dyn FnMut() -> Result<f64>]) -> Result<Vec<Compared>> {
+    let k = paths.len();
+    let (mut base_runs, mut runs, mut logs) = (vec![], vec![vec![]; k], vec![vec![]; k]);
     for _ in 0..rounds.max(1) {
-        let a1 = a()?;
-        let b1 = b()?;
-        let b2 = b()?;
-        let a2 = a()?;
-        av.extend([a1, a2]);
-        bv.extend([b1, b2]);
-        ratios.push((b1 + b2) / (a1 + a2));
+        let mut b = vec![base()?];
+        let mut got = vec![vec![]; k];
+        for (i, p) in paths.iter_mut().enumerate() {
+            got[i].push(p()?);
+        }
+        b.push(base()?);
+        for (i, p) in paths.iter_mut().enumerate().rev() {
+            got[i].push(p()?);
+        }
+        b.push(base()?);
+        let b_mean = b.iter().sum::<f64>() / b.len() as f64;
+        for i in 0..k {
+            logs[i].push((got[i].iter().sum::<f64>() / got[i].len() as f64 / b_mean).ln());
+            runs[i].extend(&got[i]);
+        }
+        base_runs.extend(b);
     }
-    let mut sorted = ratios.clone();
-    sorted.sort_by(f64::total_cmp);
-    let quartiles = (sorted[sorted.len() / 4], sorted[(3 * sorted.len()) / 4]);
-    Ok(Abba { a: stats(&av).0, b: stats(&bv).0, ratio: stats(&ratios).0, quartiles })
+    Ok((0..k)
+        .map(|i| {
+            let l = &logs[i];
+            let n = l.len() as f64;
+            let mean = l.iter().sum::<f64>() / n;
+            let sd = if l.len() > 1 { (l.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
+            let se = sd / n.sqrt();
+            Compared { base: stats(&base_runs).0, this: stats(&runs[i]).0, ratio: mean.exp(), ci: ((mean - 2.0 * se).exp(), (mean + 2.0 * se).exp()) }
+        })
+        .collect())
 }
 
-/// iperf3 through a published port versus straight to the container.
+/// iperf3 through a published port versus straight to the container. The
+/// host's connections are translated in connect() when socket translation
+/// is on; a client bound to an address first (`iperf3 -B`) is not, which
+/// measures the nft DNAT path on the same port as well.
 async fn throughput(d: &LocalDaemon, range: u16, rounds: usize) -> Result<()> {
     if Command::new("iperf3").arg("--version").stdout(Stdio::null()).status().is_err() {
         anyhow::bail!("iperf3 not installed (apt-get install iperf3)");
     }
     let c = &d.client;
+    let translated = c.get("/info").await?["SocketTranslation"].as_bool() == Some(true);
     // The earlier range is gone: the first measurement has exactly one port published.
     let _ = c.call(Method::POST, "/containers/range/detach", None).await;
     let r = c.post("/containers/run", &json!({"Name": "iperf", "Network": "benchc", "Publish": ["15201:5201"], "Cmd": ["taskset", "-c", "1", "iperf3", "-s", "-p", "5201"]})).await?.json()?;
     let id = r["Id"].as_str().unwrap_or_default().to_string();
     let v = c.get(&format!("/containers/{id}/json")).await?;
     let ip = v["NetworkSettings"]["Networks"]["benchc"]["IPAddress"].as_str().unwrap_or_default().to_string();
-    let host = sh("ip -4 -o addr show bthbenchbr | awk '{print $4}' | cut -d/ -f1")?.trim().to_string();
+    // What a program on the host most often dials for a published port.
+    let host = "127.0.0.1";
     std::thread::sleep(std::time::Duration::from_millis(300));
-    println!("\nthroughput (iperf3, host -> the same container; {rounds} rounds of 1 s runs ordered direct, published, published, direct)");
+    println!("\nthroughput (iperf3, host -> the same container; {rounds} rounds of 1 s runs ordered direct, published[, DNAT], direct[, DNAT], published, direct)");
+    println!("  socket translation: {}", if translated { "on (the published path is translated in connect())" } else { "off (the published path is the nft DNAT rules)" });
     for total in [1u32, range as u32] {
         if total > 1 {
             // Fill the map: another namespace publishes the other total-1 ports.
@@ -316,9 +346,22 @@ async fn throughput(d: &LocalDaemon, range: u16, rounds: usize) -> Result<()> {
             let spec = format!("30000-{}:30000-{}", 30000 + total - 2, 30000 + total - 2);
             c.post("/containers/attach", &json!({"Netns": "/run/netns/bnfill", "Name": "filler", "Network": "benchc", "Publish": [spec]})).await?;
         }
-        let r = abba(rounds, || iperf(&format!("{ip} -p 5201")), || iperf(&format!("{host} -p 15201")))?;
+        let mut direct = || iperf(&format!("{ip} -p 5201"));
+        let mut published = || iperf(&format!("{host} -p 15201"));
+        // Bound first, the client is left to the DNAT rules (and, from
+        // 127.0.0.1, masquerading out of the bridge).
+        let mut dnat = || iperf(&format!("{host} -p 15201 -B {host}"));
+        let r = if translated {
+            interleaved(rounds, &mut direct, &mut [&mut published, &mut dnat])?
+        } else {
+            interleaved(rounds, &mut direct, &mut [&mut published])?
+        };
         let label = format!("{total} port{} published", if total == 1 { "" } else { "s" });
-        println!("  {label:<24} direct {:>6.2} Gbit/s   via published port {:>6.2} Gbit/s   {}", r.a, r.b, r.ratio_text());
+        println!("  {label:<24} direct {:>6.2} Gbit/s   via published port {:>6.2} Gbit/s   {}", r[0].base, r[0].this, r[0].ratio_text());
+        if let Some(n) = r.get(1) {
+            println!("  {:<24} via DNAT (client bound first, so not translated) {:>6.2} Gbit/s   {}", "", n.this, n.ratio_text());
+        }
+        let r = &r[0];
         if total > 1 {
             println!("  target: ratio {:.3} >= 0.95 with {total} ports published: {}", r.ratio, verdict(r.ratio >= 0.95));
         }
@@ -326,4 +369,21 @@ async fn throughput(d: &LocalDaemon, range: u16, rounds: usize) -> Result<()> {
     let _ = c.call(Method::POST, "/containers/filler/detach", None).await;
     c.call(Method::DELETE, &format!("/containers/{id}?force=1"), None).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interleaved_balances_positions_and_rates_each_path() {
+        let order = std::cell::RefCell::new(String::new());
+        let mut d = || -> Result<f64> { order.borrow_mut().push('D'); Ok(10.0) };
+        let mut t = || -> Result<f64> { order.borrow_mut().push('T'); Ok(9.0) };
+        let mut n = || -> Result<f64> { order.borrow_mut().push('N'); Ok(12.0) };
+        let r = interleaved(2, &mut d, &mut [&mut t, &mut n]).unwrap();
+        assert_eq!(order.into_inner(), "DTNDNTDDTNDNTD");
+        assert!((r[0].ratio - 0.9).abs() < 1e-9 && (r[0].ci.0 - 0.9).abs() < 1e-9 && (r[1].ratio - 1.2).abs() < 1e-9);
+        assert_eq!((r[0].base, r[0].this, r[1].this), (10.0, 9.0, 12.0));
+    }
 }

@@ -36,7 +36,7 @@ pub(crate) struct PeerArgs {
     pub range: u16,
     /// Ports for the peers without ranges (CNI portmap, docker-proxy).
     pub ports: usize,
-    /// A-B-B-A rounds of iperf3 through a docker-proxy (0: none).
+    /// Rounds of iperf3 through a docker-proxy (0: none).
     pub throughput_rounds: usize,
 }
 
@@ -638,7 +638,9 @@ fn proxy_throughput(g: &mut Guard, bin: &Path, rounds: usize) -> Result<()> {
     let (proxy, _) = start_proxy(bin, 15201, "10.94.0.2", 5201)?;
     g.children.push(proxy);
     std::thread::sleep(Duration::from_millis(300));
-    let r = crate::bench::abba(rounds, || crate::bench::iperf("10.94.0.2 -p 5201"), || crate::bench::iperf("10.94.0.1 -p 15201"))?;
-    println!("  throughput (iperf3, {rounds} A-B-B-A rounds of 1 s, host -> container): direct {:>6.2} Gbit/s   via docker-proxy {:>6.2} Gbit/s   {}", r.a, r.b, r.ratio_text());
+    let mut direct = || crate::bench::iperf("10.94.0.2 -p 5201");
+    let mut proxied = || crate::bench::iperf("10.94.0.1 -p 15201");
+    let r = &crate::bench::interleaved(rounds, &mut direct, &mut [&mut proxied])?[0];
+    println!("  throughput (iperf3, {rounds} rounds of 1 s runs ordered direct, proxy, direct, proxy, direct; host -> container): direct {:>6.2} Gbit/s   via docker-proxy {:>6.2} Gbit/s   {}", r.base, r.this, r.ratio_text());
     Ok(())
 }
