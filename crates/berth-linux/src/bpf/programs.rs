@@ -91,7 +91,9 @@ pub fn connect4(netns: u64, m: Maps) -> Vec<Insn> {
     // A mapping on this very address (-p IP:HPORT:CPORT) …
     a.ld_map(R1, m.ports).stack_ptr(R2, -8).call(MAP_LOOKUP_ELEM).jump_imm(Cond::Ne, R0, 0, "found");
     // … else one on every address, if this address is the host's.
-    a.mov(R1, R7).and_imm(R1, 0xff).jump_imm(Cond::Eq, R1, 127, "any_address");
+    // (The first octet of the address as loaded, on either byte order.)
+    let first_octet = |o: u8| u32::from_ne_bytes([o, 0, 0, 0]) as i32;
+    a.mov(R1, R7).and_imm(R1, first_octet(0xff)).jump_imm(Cond::Eq, R1, first_octet(127), "any_address");
     a.store(Size::W, FP, -16, R7).ld_map(R1, m.local).stack_ptr(R2, -16).call(MAP_LOOKUP_ELEM).jump_imm(Cond::Eq, R0, 0, "allow");
     a.label("any_address");
     a.store_imm(Size::W, FP, -8, 0).ld_map(R1, m.ports).stack_ptr(R2, -8).call(MAP_LOOKUP_ELEM).jump_imm(Cond::Eq, R0, 0, "allow");
