@@ -410,7 +410,8 @@ impl Kernel for LinuxKernel {
 
     fn reset_table(&self, elements: &BTreeSet<Element>) -> Result<()> {
         let r = nft::cli::apply_script(&render_reset_script(elements));
-        // On failure the old table may still be there: keep only what both hold.
+        // After a failure the table is the old one or none: drop every
+        // translation rather than guess (the nft rules alone are right).
         let want = if r.is_ok() { port_entries(elements) } else { Vec::new() };
         with_nat(&self.socket_nat, |n| n.replace(&want));
         Ok(r?)

@@ -29,12 +29,11 @@ pub struct BenchArgs {
     /// Skip the iperf3 throughput part (berth's and docker-proxy's).
     #[arg(long)]
     no_throughput: bool,
-    /// Throughput rounds per case, each 1 s iperf3 runs ordered direct,
-    /// published, DNAT, direct, DNAT, published, direct (about 8 s a
-    /// round). Single runs vary by
-    /// ±25% on the 2-core VM: the ratio is printed with its 95% confidence
-    /// interval, about ±5% with 16 rounds. docker-proxy, far from any
-    /// target, gets half as many.
+    /// Throughput rounds per case, each of 1 s iperf3 runs ordered direct,
+    /// published, DNAT, direct, DNAT, published, direct (about 8 s a round).
+    /// Single runs vary by ±25% on the 2-core VM: the ratio is printed with
+    /// its 95% confidence interval, about ±5% with 16 rounds. docker-proxy,
+    /// far from any target, gets half as many.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     rounds: u16,
     /// Do not measure the peers (netavark, CNI plugins, docker-proxy), even when installed.

@@ -130,13 +130,15 @@ impl SocketNat {
     /// The namespace's own addresses, where a port published on every
     /// address is translated (127.0.0.0/8 always is).
     pub fn set_local(&mut self, addrs: &HashSet<Ipv4Addr>) -> Result<()> {
-        for ip in self.have_local.difference(addrs).copied().collect::<Vec<_>>() {
+        let gone: Vec<Ipv4Addr> = self.have_local.difference(addrs).copied().collect();
+        let new: Vec<Ipv4Addr> = addrs.difference(&self.have_local).copied().collect();
+        for ip in gone {
             sys::map_delete(&self.local, &ip.octets()).ctx(|| format!("bpftool map delete name berth_local key {ip}"))?;
             self.have_local.remove(&ip);
         }
-        for ip in addrs.difference(&self.have_local.clone()) {
+        for ip in new {
             sys::map_update(&self.local, &ip.octets(), &[1]).ctx(|| format!("bpftool map update name berth_local key {ip}"))?;
-            self.have_local.insert(*ip);
+            self.have_local.insert(ip);
         }
         Ok(())
     }
