@@ -56,12 +56,27 @@ pub fn parse_proc_net(text: &str, state: Option<&str>) -> Vec<(IpAddr, u16)> {
 
 /// Sockets host processes hold for `udp` or TCP, IPv4 and IPv6.
 pub fn host_listeners(udp: bool) -> Vec<(IpAddr, u16)> {
-    let (files, state) = if udp { (["/proc/net/udp", "/proc/net/udp6"], "07") } else { (["/proc/net/tcp", "/proc/net/tcp6"], "0A") };
+    listeners_in("/proc/net", udp)
+}
+
+/// TCP listeners or bound UDP sockets in the network namespace whose
+/// `/proc/.../net` directory this is (`/proc/PID/net` shows the namespace
+/// of process PID).
+fn listeners_in(dir: &str, udp: bool) -> Vec<(IpAddr, u16)> {
+    let (files, state) = if udp { (["udp", "udp6"], "07") } else { (["tcp", "tcp6"], "0A") };
     files
         .iter()
-        .filter_map(|f| read_whole(f))
+        .filter_map(|f| read_whole(&format!("{dir}/{f}")))
         .flat_map(|t| parse_proc_net(&t, Some(state)))
         .collect()
+}
+
+/// Whether a process in the network namespace of `pid` listens on TCP
+/// `port` (or, `udp`, has bound it), on any address: `ss -ltn 'sport = :PORT'`
+/// in that namespace, without starting a process. For waiting until a
+/// server just started is ready.
+pub fn listening_in(pid: u32, udp: bool, port: u16) -> bool {
+    listeners_in(&format!("/proc/{pid}/net"), udp).iter().any(|(_, p)| *p == port)
 }
 
 /// One large read: every read() of these files walks the kernel's table again.

@@ -87,7 +87,12 @@ fn bridge_mtu_is_fixed_and_ports_have_no_ipv6() {
     assert_eq!(berth_linux::sysctl::read("net/ipv6/conf/bthvtest2/disable_ipv6").unwrap(), "1");
     // The container side up too: the port has carrier, as in use.
     ns.run(|| sh("ip link set eth0 up")).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    // IPv6 routes of a port come up asynchronously: wait (bounded) for
+    // the control's, which came up first, then look for the berth port's.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sh("ip -6 route show table local").contains("dev bthsmall") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let routes = sh("ip -6 route show table local");
     assert!(!routes.contains("bthvtest2"), "no IPv6 route for a port: {routes}");
     assert!(routes.contains("dev bthsmall"), "a port left with IPv6 on has one (the check can fail): {routes}");
@@ -228,5 +233,12 @@ fn socket_translation_is_confined_to_its_namespace() {
     nat.replace(&[(any, to)]).unwrap();
     assert!(reaches("127.0.0.1:40123") && !reaches("10.55.0.2:40124"), "replace leaves exactly what is wanted");
     drop(nat);
-    assert!(!reaches("127.0.0.1:40123"), "dropping detaches the programs");
+    // A child another test thread forks at this moment holds a copy of the
+    // link's fd until it execs (close-on-exec): the programs are detached
+    // when that copy goes too, a moment later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while reaches("127.0.0.1:40123") {
+        assert!(std::time::Instant::now() < deadline, "dropping detaches the programs");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }

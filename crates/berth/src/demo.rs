@@ -87,8 +87,31 @@ impl Demo {
             .unwrap_or(false)
     }
 
+    /// A TCP request; the answer may take its time (`-t5`: socat would
+    /// otherwise give up half a second after its own input ends).
     fn tcp(&self, from: &str, to: &str, port: u16) -> bool {
-        self.exec_ok(from, &format!("socat -T2 - TCP:{to}:{port},connect-timeout=1 </dev/null"))
+        self.exec_ok(from, &format!("socat -t5 -T5 - TCP:{to}:{port},connect-timeout=1 </dev/null"))
+    }
+
+    /// Starts a container serving `hello from NAME` on port 80 and waits
+    /// until it listens (`run -d` returns when the command has started).
+    fn server(&mut self, name: &str, opts: &[&str]) {
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(opts);
+        let script = format!("exec socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:'echo hello from {name}'");
+        args.extend_from_slice(&["--", "sh", "-c", &script]);
+        self.berth(&args);
+        let pid = self.pid(name);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while pid != 0 && !berth_linux::ports::listening_in(pid, false, 80) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    fn pid(&self, name: &str) -> u32 {
+        let o = Command::new("/proc/self/exe").args(["inspect", name]).env("BERTH_HOST", &self.host).output().expect("inspect");
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        v[0]["State"]["Pid"].as_u64().unwrap_or(0) as u32
     }
 
     fn ping(&self, from: &str, to: &str) -> bool {
@@ -102,8 +125,9 @@ impl Demo {
     }
 }
 
-fn server(name: &str) -> String {
-    format!("exec socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:'echo hello from {name}'")
+/// A TCP request from the sandbox (or `ip netns exec NS`), waiting for the answer.
+fn probe(prefix: &str, to: &str) -> bool {
+    sh(&format!("{prefix}socat -t5 -T5 - TCP:{to},connect-timeout=1 </dev/null")).status.success()
 }
 
 pub fn run(a: &DemoArgs) -> ExitCode {
@@ -140,8 +164,8 @@ async fn demo(a: &DemoArgs) -> Result<usize> {
 
     m.section("1. The default bridge", "Containers get an address on bridge berth0 (like docker0) and reach each other.");
     m.berth(&["network", "ls"]);
-    m.berth(&["run", "-d", "--name", "firstcentos", "-p", "32768:80", "--", "sh", "-c", &server("firstcentos")]);
-    m.berth(&["run", "-d", "--name", "secondcentos", "--", "sh", "-c", &server("secondcentos")]);
+    m.server("firstcentos", &["-p", "32768:80"]);
+    m.server("secondcentos", &[]);
     m.berth(&["ps"]);
     let first = m.ip("firstcentos", "berth0");
     let r = m.ping("secondcentos", &first);
@@ -151,8 +175,8 @@ async fn demo(a: &DemoArgs) -> Result<usize> {
 
     m.section("2. Deny inter-container traffic (--icc=false)", "On a network with icc off, no container can open a connection to another.");
     m.berth(&["network", "create", "-o", "icc=false", "quiet"]);
-    m.berth(&["run", "-d", "--name", "one", "--network", "quiet", "--expose", "80", "--", "sh", "-c", &server("one")]);
-    m.berth(&["run", "-d", "--name", "two", "--network", "quiet", "--", "sh", "-c", &server("two")]);
+    m.server("one", &["--network", "quiet", "--expose", "80"]);
+    m.server("two", &["--network", "quiet"]);
     let (one, two) = (m.ip("one", "quiet"), m.ip("two", "quiet"));
     let r = m.tcp("two", &one, 80);
     m.expect("two → one:80", r, false);
@@ -172,34 +196,42 @@ async fn demo(a: &DemoArgs) -> Result<usize> {
 
     m.section("4. ip_forward and NAT", "berth turned on forwarding; traffic leaving a bridge is masqueraded.");
     m.berth(&["info"]);
-    sh("ip netns exec outside sh -c 'socat TCP-LISTEN:8000,fork,reuseaddr SYSTEM:\"echo you are \\$SOCAT_PEERADDR\" >/dev/null 2>&1 &'; sleep 0.3");
-    m.berth(&["exec", "secondcentos", "--", "socat", "-T2", "-", "TCP:10.99.0.2:8000"]);
+    let mut peer = Command::new("ip")
+        .args(["netns", "exec", "outside", "socat", "TCP-LISTEN:8000,fork,reuseaddr", "SYSTEM:echo you are $SOCAT_PEERADDR"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !berth_linux::ports::listening_in(peer.id(), false, 8000) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    m.berth(&["exec", "secondcentos", "--", "socat", "-t5", "-T5", "-", "TCP:10.99.0.2:8000"]);
 
     m.section("5. Port mapping (-p 32768:80)", "firstcentos:80 is published on host port 32768: from another machine, the host, and containers. No process per port: DNAT map elements, and the host's own TCP connections are translated once, in connect().");
     m.berth(&["port", "firstcentos"]);
-    let r = sh("ip netns exec outside socat -T2 - TCP:10.99.0.1:32768,connect-timeout=1 </dev/null").status.success();
+    let r = probe("ip netns exec outside ", "10.99.0.1:32768");
     m.expect("outside machine → host:32768", r, true);
-    let r = sh("socat -T2 - TCP:127.0.0.1:32768,connect-timeout=1 </dev/null").status.success();
+    let r = probe("", "127.0.0.1:32768");
     m.expect("host → 127.0.0.1:32768", r, true);
     let r = m.tcp("secondcentos", "10.99.0.1", 32768);
     m.expect("container → host address:32768 (hairpin)", r, true);
-    let r = sh(&format!("ip netns exec outside socat -T2 - TCP:{first}:80,connect-timeout=1 </dev/null")).status.success();
+    let r = probe("ip netns exec outside ", &format!("{first}:80"));
     m.expect("outside machine → container address directly", r, false);
     m.berth(&["rules"]);
 
     m.section("6. Restrict source addresses", "The seed's `iptables -I docker -s ... -j DROP`, as a policy that survives restarts.");
     m.berth(&["policy", "deny", "--from", "10.99.0.2", "--to", "firstcentos:80"]);
     m.berth(&["policy", "ls"]);
-    let r = sh("ip netns exec outside socat -T2 - TCP:10.99.0.1:32768,connect-timeout=1 </dev/null").status.success();
+    let r = probe("ip netns exec outside ", "10.99.0.1:32768");
     m.expect("outside machine (10.99.0.2) → host:32768", r, false);
-    let r = sh("socat -T2 - TCP:127.0.0.1:32768,connect-timeout=1 </dev/null").status.success();
+    let r = probe("", "127.0.0.1:32768");
     m.expect("host → 127.0.0.1:32768", r, true);
     println!("  Someone runs `nft flush ruleset`; berth reconcile puts everything back:");
     sh("nft flush ruleset");
     m.berth(&["reconcile"]);
-    let r = sh("ip netns exec outside socat -T2 - TCP:10.99.0.1:32768,connect-timeout=1 </dev/null").status.success();
+    let r = probe("ip netns exec outside ", "10.99.0.1:32768");
     m.expect("outside machine → host:32768 after flush + reconcile", r, false);
-    let r = sh("socat -T2 - TCP:127.0.0.1:32768,connect-timeout=1 </dev/null").status.success();
+    let r = probe("", "127.0.0.1:32768");
     m.expect("host → 127.0.0.1:32768 after flush + reconcile", r, true);
 
     m.section("7. Separate networks", "Containers on different networks cannot reach each other; an internal network has no way out.");
@@ -208,7 +240,7 @@ async fn demo(a: &DemoArgs) -> Result<usize> {
     let db = m.ip("db", "backend");
     let r = m.ping("secondcentos", &db);
     m.expect("secondcentos (berth0) → db (backend)", r, false);
-    let r = m.exec_ok("db", "socat -T2 - TCP:10.99.0.2:8000,connect-timeout=1 </dev/null");
+    let r = m.exec_ok("db", "socat -t5 -T5 - TCP:10.99.0.2:8000,connect-timeout=1 </dev/null");
     m.expect("db → outside machine", r, false);
 
     m.section("8. Names on user-defined networks", "berth's resolver answers container names, aliases and NAME.NETWORK; the default network has none, as in Docker.");
@@ -230,6 +262,8 @@ async fn demo(a: &DemoArgs) -> Result<usize> {
 
     println!("\n== Cleaning up");
     d.shutdown().await;
+    let _ = peer.kill();
+    let _ = peer.wait();
     sh("ip netns pids outside | xargs -r kill; ip netns del outside");
     let n = m.failures.len();
     if n == 0 {

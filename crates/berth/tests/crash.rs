@@ -20,9 +20,20 @@ fn env_num(k: &str, d: u64) -> u64 {
     std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
 }
 
+/// Whether a TCP server answers at `addr` within 10 s (a container that
+/// was just started may not have bound its socket yet).
 fn answers(addr: &str) -> bool {
     let a: SocketAddr = addr.parse().unwrap();
-    TcpStream::connect_timeout(&a, Duration::from_millis(800)).is_ok()
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if TcpStream::connect_timeout(&a, Duration::from_millis(800)).is_ok() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 const NETS: [&str; 3] = ["n1", "n2", "n3"];
@@ -143,9 +154,13 @@ fn crash_suite() {
     eprintln!("crash suite: seed {seed} ({total} operations, {kills} kills; replay with BERTH_CRASH_SEED={seed})");
     let Some(mut s) = Sandbox::new() else { return };
     // Runtime namespaces for `attach`, each with a server on port 80.
+    let mut servers = Vec::new();
     for i in 0..8 {
         netns(&format!("a{i}"));
-        sh(&format!("ip netns exec a{i} sh -c 'ip link set lo up; socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:\"echo ok\" >/dev/null 2>&1 &'"));
+        sh(&format!("ip -n a{i} link set lo up"));
+        let bg = Bg::in_netns(&format!("a{i}"), "socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:'echo ok'");
+        bg.wait_listening(Proto::Tcp, 80);
+        servers.push(bg);
     }
     let mut r = Rng(seed);
     let every = (total / kills.max(1)).max(1);

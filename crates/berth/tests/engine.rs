@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use common::*;
 
@@ -31,15 +30,14 @@ fn outbound_traffic_is_masqueraded_and_inbound_refused() {
     let Some(s) = Sandbox::new() else { return };
     s.outside(&["172.17.0.0/16"]);
     // The outsider answers with the address it sees.
-    sh("ip netns exec outside sh -c 'socat TCP-LISTEN:8000,fork,reuseaddr SYSTEM:\"echo \\$SOCAT_PEERADDR\" >/dev/null 2>&1 &'");
+    let _peer = s.outside_echo_peer(8000);
     s.server("web", &[], 80);
-    std::thread::sleep(Duration::from_millis(200));
     assert_eq!(s.tcp_from("web", "10.99.0.2", 8000).as_deref(), Some("10.99.0.1"), "arrives with the host's address");
     let info = s.ok(&["info"]);
     assert!(info.contains("IPv4 forwarding: on"), "{info}");
     // The outside cannot open a connection to the container's address.
     let web = s.ip("web", "berth0");
-    assert!(!ok(&format!("ip netns exec outside socat -T1 - TCP:{web}:80,connect-timeout=1 </dev/null")), "direct access must be dropped");
+    assert!(!ok(&format!("ip netns exec outside socat -t5 -T5 - TCP:{web}:80,connect-timeout=1 </dev/null")), "direct access must be dropped");
     assert!(!ok(&format!("ip netns exec outside ping -c1 -W1 {web}")));
 }
 
@@ -47,10 +45,9 @@ fn outbound_traffic_is_masqueraded_and_inbound_refused() {
 fn masquerade_can_be_turned_off() {
     let Some(s) = Sandbox::new() else { return };
     s.outside(&["10.60.0.0/24"]);
-    sh("ip netns exec outside sh -c 'socat TCP-LISTEN:8000,fork,reuseaddr SYSTEM:\"echo \\$SOCAT_PEERADDR\" >/dev/null 2>&1 &'");
+    let _peer = s.outside_echo_peer(8000);
     s.ok(&["network", "create", "--subnet", "10.60.0.0/24", "-o", "masquerade=false", "routed"]);
     s.run("c", &["--network", "routed", "--ip", "10.60.0.9"], "sleep 1000");
-    std::thread::sleep(Duration::from_millis(200));
     assert_eq!(s.tcp_from("c", "10.99.0.2", 8000).as_deref(), Some("10.60.0.9"), "source kept without masquerade");
 }
 

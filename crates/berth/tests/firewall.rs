@@ -9,13 +9,13 @@ mod common;
 use common::*;
 
 fn outside_tcp(ip: &str, port: u16) -> Option<String> {
-    let o = sh_out(&format!("ip netns exec outside socat -T2 - TCP:{ip}:{port},connect-timeout=1 </dev/null"));
+    let o = sh_out(&format!("ip netns exec outside socat -t5 -T5 - TCP:{ip}:{port},connect-timeout=1 </dev/null"));
     let out = String::from_utf8_lossy(&o.stdout).trim().to_string();
     (o.status.success() && !out.is_empty()).then_some(out)
 }
 
 fn host_tcp(ip: &str, port: u16) -> Option<String> {
-    let o = sh_out(&format!("socat -T2 - TCP:{ip}:{port},connect-timeout=1 </dev/null"));
+    let o = sh_out(&format!("socat -t5 -T5 - TCP:{ip}:{port},connect-timeout=1 </dev/null"));
     let out = String::from_utf8_lossy(&o.stdout).trim().to_string();
     (o.status.success() && !out.is_empty()).then_some(out)
 }
@@ -30,6 +30,8 @@ fn icc_off_cuts_every_port_and_links_open_exposed_ones() {
     s.ok(&["network", "create", "-o", "icc=false", "quiet"]);
     // first serves 80 (exposed) and 81 (not exposed); second serves 80.
     s.run("first", &["--network", "quiet", "--expose", "80"], "socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:'echo ok-from-first' & exec socat TCP-LISTEN:81,fork,reuseaddr SYSTEM:'echo eighty-one'");
+    s.wait_port("first", Proto::Tcp, 80);
+    s.wait_port("first", Proto::Tcp, 81);
     s.server("second", &["--network", "quiet"], 80);
     let (first, second) = (s.ip("first", "quiet"), s.ip("second", "quiet"));
     // icc off: nothing between first and second, any port, any protocol, either way.
@@ -120,11 +122,13 @@ fn published_port_from_outside_host_and_containers() {
 fn udp_ranges_random_ports_and_conflicts() {
     let Some(s) = Sandbox::new() else { return };
     s.outside(&[]);
-    s.run("dns", &["-p", "5353:53/udp"], "exec socat UDP-RECVFROM:53,fork SYSTEM:'echo ok-udp'");
-    let udp = sh("ip netns exec outside sh -c 'echo q | socat -T2 - UDP:10.99.0.1:5353'");
-    assert_eq!(udp.trim(), "ok-udp");
+    s.udp_server("dns", &["-p", "5353:53/udp"], 53, "ok-udp");
+    assert_eq!(udp_ask(Some("/run/netns/outside"), "10.99.0.1:5353", None).as_deref(), Some("ok-udp"));
     // A range, equal lengths.
     s.run("ranged", &["-p", "9000-9002:7000-7002"], "socat TCP-LISTEN:7000,fork SYSTEM:'echo r0' & socat TCP-LISTEN:7001,fork SYSTEM:'echo r1' & exec socat TCP-LISTEN:7002,fork SYSTEM:'echo r2'");
+    for p in 7000..=7002 {
+        s.wait_port("ranged", Proto::Tcp, p);
+    }
     for (hp, want) in [(9000, "r0"), (9001, "r1"), (9002, "r2")] {
         assert_eq!(outside_tcp("10.99.0.1", hp).as_deref(), Some(want));
     }
@@ -147,23 +151,24 @@ fn udp_ranges_random_ports_and_conflicts() {
     assert!(err.contains("Bind for 0.0.0.0:8080 failed: port is already allocated"), "{err}");
     let err = s.fails(&["run", "-d", "--name", "web3", "-p", "127.0.0.1:8080:80", "--", "sleep", "1"]);
     assert!(err.contains("Bind for 127.0.0.1:8080 failed: port is already allocated"), "{err}");
-    sh("sh -c 'socat TCP-LISTEN:8090,fork,reuseaddr SYSTEM:true >/dev/null 2>&1 &' ; sleep 0.3");
+    let host_process = Bg::spawn("socat TCP-LISTEN:8090,fork,reuseaddr SYSTEM:true");
+    host_process.wait_listening(Proto::Tcp, 8090);
     let err = s.fails(&["run", "-d", "--name", "web4", "-p", "8090:80", "--", "sleep", "1"]);
     assert!(err.contains("0.0.0.0:8090") && err.contains("address already in use"), "{err}");
     assert_eq!((s.store_dump(), s.kernel_view()), before, "a refused publish changes nothing");
-    sh("pkill -f 'TCP-LISTE[N]:8090' || true");
+    drop(host_process);
 }
 
 #[test]
 fn removed_mapping_takes_its_conntrack_state() {
     let Some(s) = Sandbox::new() else { return };
     s.outside(&[]);
-    s.run("old", &["-p", "5400:53/udp"], "exec socat UDP-RECVFROM:53,fork SYSTEM:'echo from-old'");
-    let ask = || sh("ip netns exec outside sh -c 'echo q | socat -T2 - UDP:10.99.0.1:5400,sourceport=40404'").trim().to_string();
+    s.udp_server("old", &["-p", "5400:53/udp"], 53, "from-old");
+    let ask = || udp_ask(Some("/run/netns/outside"), "10.99.0.1:5400", Some(40404)).unwrap_or_default();
     assert_eq!(ask(), "from-old");
     s.ok(&["rm", "-f", "old"]);
     s.run("spacer", &[], "sleep 1000");
-    s.run("new", &["-p", "5400:53/udp"], "exec socat UDP-RECVFROM:53,fork SYSTEM:'echo from-new'");
+    s.udp_server("new", &["-p", "5400:53/udp"], 53, "from-new");
     assert_eq!(ask(), "from-new", "the same flow reaches the new mapping, not a stale translation");
 }
 
@@ -177,7 +182,7 @@ fn source_policies_hold_for_published_and_direct_traffic() {
     assert_eq!(outside_tcp("10.99.0.1", 8000).as_deref(), Some("ok-from-fourcentos"));
     let id = s.ok(&["policy", "deny", "--from", "10.99.0.2", "--to", "fourcentos:80"]).trim().to_string();
     assert_eq!(outside_tcp("10.99.0.1", 8000), None, "the denied outsider is dropped");
-    let other = sh("ip netns exec outside2 socat -T2 - TCP:10.98.0.1:8000,connect-timeout=1 </dev/null");
+    let other = sh("ip netns exec outside2 socat -t5 -T5 - TCP:10.98.0.1:8000,connect-timeout=1 </dev/null");
     assert_eq!(other.trim(), "ok-from-fourcentos", "nobody else is");
     assert_eq!(host_tcp("127.0.0.1", 8000).as_deref(), Some("ok-from-fourcentos"));
     assert_eq!(s.tcp_from("neighbour", &s.ip("fourcentos", "berth0"), 80).as_deref(), Some("ok-from-fourcentos"));
@@ -201,7 +206,7 @@ fn source_policies_hold_for_published_and_direct_traffic() {
     assert_eq!(outside_tcp("10.99.0.1", 8000).as_deref(), Some("ok-from-fourcentos"));
     s.ok(&["policy", "allow", "--from", "10.98.0.0/24", "--to", "fourcentos:80"]);
     assert_eq!(outside_tcp("10.99.0.1", 8000), None);
-    let other = sh("ip netns exec outside2 socat -T2 - TCP:10.98.0.1:8000,connect-timeout=1 </dev/null");
+    let other = sh("ip netns exec outside2 socat -t5 -T5 - TCP:10.98.0.1:8000,connect-timeout=1 </dev/null");
     assert_eq!(other.trim(), "ok-from-fourcentos");
     // Direct traffic to the container address is covered too.
     assert_eq!(s.tcp_from("neighbour", &s.ip("fourcentos", "berth0"), 80), None);
@@ -249,6 +254,21 @@ fn overlapping_policies() {
     assert_eq!(outside_tcp("10.99.0.1", 8000).as_deref(), Some("ok-from-web"));
 }
 
+/// The host's paths to a published port that are DNAT's whether or not
+/// translation is on: UDP, a client bound first, and (once more) an unbound
+/// one; each must reach the container, or the failure names which did not.
+fn dnat_paths(s: &Sandbox, when: &str) {
+    let u = udp_ask(None, "127.0.0.1:5300", None);
+    let unbound = sh_out("socat -t5 -T5 - TCP:127.0.0.1:8090,connect-timeout=1 </dev/null");
+    let bound = sh_out("socat -t5 -T5 - TCP:127.0.0.1:8090,bind=127.0.0.1,connect-timeout=1 </dev/null");
+    let show = |o: &std::process::Output| format!("{:?} {}{}", o.status.code(), String::from_utf8_lossy(&o.stdout).trim(), String::from_utf8_lossy(&o.stderr).trim());
+    assert!(
+        u.as_deref() == Some("from-udp") && unbound.stdout.starts_with(b"ok-from-web") && bound.stdout.starts_with(b"ok-from-web"),
+        "{when}: udp: {:?}; unbound tcp: {}; bound tcp: {}\n--- conntrack ---\n{}\n--- table ---\n{}\n--- daemon log ---\n{}",
+        u, show(&unbound), show(&bound), sh("conntrack -L -n 2>&1 || true"), sh("nft list table inet berth"), s.daemon_log()
+    );
+}
+
 /// The host's own TCP connections to a published port are translated in
 /// connect(): they work without the per-packet DNAT, show the asked address
 /// as their peer, and go back to DNAT when the socket is bound first, for
@@ -258,11 +278,10 @@ fn host_connections_are_translated_in_connect() {
     let Some(mut s) = Sandbox::new() else { return };
     s.outside(&[]);
     s.server("web", &["-p", "8090:80", "-p", "127.0.0.1:8091:80"], 80);
-    s.run("dns", &["-p", "5300:53/udp"], "exec socat UDP-RECVFROM:53,fork SYSTEM:'echo from-udp'");
+    s.udp_server("dns", &["-p", "5300:53/udp"], 53, "from-udp");
     assert!(s.ok(&["info"]).contains("Socket translation: on"), "{}", s.daemon_log());
-    let udp = || sh_out("echo q | socat -T2 - UDP:127.0.0.1:5300").stdout.starts_with(b"from-udp");
-    let bound = || host_tcp("127.0.0.1", 8090).is_some() && sh_out("socat -T2 - TCP:127.0.0.1:8090,bind=127.0.0.1,connect-timeout=1 </dev/null").stdout.starts_with(b"ok-from-web");
-    assert!(udp() && bound());
+    let udp = || udp_ask(None, "127.0.0.1:5300", None).as_deref() == Some("from-udp");
+    dnat_paths(&s, "at start");
 
     // Without the host's DNAT rules, translated connections still arrive.
     sh("nft flush chain inet berth nat_output");
@@ -276,10 +295,10 @@ fn host_connections_are_translated_in_connect() {
     }
     assert_eq!(host_tcp("172.17.0.1", 8091), None, "a 127.0.0.1 mapping stays on 127.0.0.1");
     assert!(!udp(), "UDP is DNAT's alone");
-    let bound_only = sh_out("socat -T2 - TCP:127.0.0.1:8090,bind=127.0.0.1,connect-timeout=1 </dev/null");
+    let bound_only = sh_out("socat -t5 -T5 - TCP:127.0.0.1:8090,bind=127.0.0.1,connect-timeout=1 </dev/null");
     assert!(!bound_only.stdout.starts_with(b"ok-from-web"), "a bound socket is DNAT's");
     s.ok(&["reconcile"]);
-    assert!(udp() && bound());
+    dnat_paths(&s, "after reconcile");
 
     // A stopped daemon leaves no programs: the host path is DNAT's again.
     s.stop_daemon(true);
@@ -293,7 +312,7 @@ fn host_connections_are_translated_in_connect() {
     s.extra = vec!["--socket-translation=false".into()];
     s.start_daemon();
     assert!(s.ok(&["info"]).contains("Socket translation: off"));
-    assert!(udp() && bound());
+    dnat_paths(&s, "with translation off");
     sh("nft flush chain inet berth nat_output");
     assert_eq!(host_tcp("127.0.0.1", 8090), None);
     s.ok(&["reconcile"]);

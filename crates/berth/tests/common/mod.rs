@@ -35,6 +35,7 @@ pub struct Sandbox {
     pub dir: PathBuf,
     daemon: Option<Child>,
     pub extra: Vec<String>,
+    udp: std::sync::Mutex<Vec<UdpEcho>>,
 }
 
 impl Sandbox {
@@ -58,7 +59,7 @@ impl Sandbox {
         }
         berth_linux::sandbox::enter().expect("enter sandbox");
         let dir = PathBuf::from(sh("mktemp -d /tmp/berth-test.XXXXXX").trim());
-        Some(Sandbox { dir, daemon: None, extra: vec![] })
+        Some(Sandbox { dir, daemon: None, extra: vec![], udp: Default::default() })
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -144,9 +145,36 @@ impl Sandbox {
         self.ok(&args).trim().to_string()
     }
 
-    /// A container that answers `ok-from-NAME` on TCP `port` (and UDP if asked).
+    /// A container that answers `ok-from-NAME` on TCP `port`; returns once
+    /// the server listens (`run -d` returns when the command has started,
+    /// which is before it has bound its socket).
     pub fn server(&self, name: &str, opts: &[&str], port: u16) -> String {
-        self.run(name, opts, &format!("exec socat TCP-LISTEN:{port},fork,reuseaddr SYSTEM:'echo ok-from-{name}'"))
+        let id = self.run(name, opts, &format!("exec socat TCP-LISTEN:{port},fork,reuseaddr SYSTEM:'echo ok-from-{name}'"));
+        self.wait_port(name, Proto::Tcp, port);
+        id
+    }
+
+    /// A container that answers `reply` to every UDP datagram on `port`
+    /// (bound when this returns). The server is a thread of the test in
+    /// the container's network namespace: `socat UDP-RECVFROM,fork` is not
+    /// one, as the child that answered a datagram lingers and may swallow
+    /// the next one.
+    pub fn udp_server(&self, name: &str, opts: &[&str], port: u16, reply: &str) -> String {
+        let id = self.run(name, opts, "sleep 100000");
+        let echo = UdpEcho::start(&format!("/proc/{}/ns/net", self.pid_of(name)), port, reply);
+        self.udp.lock().unwrap().push(echo);
+        id
+    }
+
+    /// Pid of a running container's command.
+    pub fn pid_of(&self, name: &str) -> u32 {
+        let v = self.inspect(name);
+        v["State"]["Pid"].as_u64().filter(|p| *p > 0).unwrap_or_else(|| panic!("{name} is not running: {v}")) as u32
+    }
+
+    /// Waits until a server in container `name` has bound `port`.
+    pub fn wait_port(&self, name: &str, proto: Proto, port: u16) {
+        wait_listening(self.pid_of(name), proto, port, name);
     }
 
     /// Runs a command in a container; Output.
@@ -156,7 +184,7 @@ impl Sandbox {
 
     /// TCP request from a container; the answer or None.
     pub fn tcp_from(&self, name: &str, ip: &str, port: u16) -> Option<String> {
-        let o = self.exec(name, &format!("socat -T2 - TCP:{ip}:{port},connect-timeout=1 </dev/null"));
+        let o = self.exec(name, &format!("socat -t5 -T5 - TCP:{ip}:{port},connect-timeout=1 </dev/null"));
         let out = String::from_utf8_lossy(&o.stdout).trim().to_string();
         (o.status.success() && !out.is_empty()).then_some(out)
     }
@@ -193,6 +221,14 @@ impl Sandbox {
         }
     }
 
+    /// A TCP server in the "outside" namespace that answers every
+    /// connection with the address it came from; stopped when dropped.
+    pub fn outside_echo_peer(&self, port: u16) -> Bg {
+        let bg = Bg::in_netns("outside", &format!("socat TCP-LISTEN:{port},fork,reuseaddr SYSTEM:'echo $SOCAT_PEERADDR'"));
+        bg.wait_listening(Proto::Tcp, port);
+        bg
+    }
+
     /// Waits until `f` holds (polling), for asynchronous effects.
     pub fn eventually(&self, what: &str, f: impl Fn() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -208,6 +244,7 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        self.udp.lock().unwrap().clear();
         if self.daemon.is_none() && self.socket().exists() {
             self.start_daemon_quiet();
         }
@@ -218,14 +255,35 @@ impl Drop for Sandbox {
             }
         }
         self.stop_daemon(false);
-        // Anything a failed test left: shims run in their own session; kill
-        // every process of this sandbox's containers by their runtime dir.
-        // Commands run in their own process groups under their shims.
-        let _ = sh_out(&format!(
-            "for p in $(pgrep -f 'shim {0}'); do for c in $(pgrep -P $p); do kill -9 -$c; done; done; pkill -9 -f 'shim {0}'; true",
-            self.dir.display()
-        ));
+        // Anything a failed test left: every shim records its own pid and
+        // its command's (which leads a process group) in its runtime dir.
+        // Each is killed by pid, after checking it is still that process.
+        for state in std::fs::read_dir(self.dir.join("run/containers")).into_iter().flatten().flatten() {
+            let Ok(text) = std::fs::read_to_string(state.path().join("shim.json")) else { continue };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+            let (Some(shim), Some(pid), Some(start)) = (v["shim_pid"].as_u64(), v["pid"].as_u64(), v["shim_start"].as_u64()) else { continue };
+            if berth_linux::proc::is_same_process(shim as u32, start) {
+                // SAFETY: signalling processes this sandbox's daemon started,
+                // identified by pid and start time.
+                unsafe {
+                    libc::kill(-(pid as i32), libc::SIGKILL);
+                    libc::kill(shim as i32, libc::SIGKILL);
+                }
+            }
+        }
         let _ = sh_out("for n in $(ip netns list | cut -d' ' -f1); do ip netns pids $n | xargs -r kill -9; ip netns del $n; done");
+        // Filesystems a test mounted under its directory (in its private
+        // mount namespace), deepest first.
+        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/thread-self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+            .filter(|m| Path::new(m).starts_with(&self.dir))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = sh_out(&format!("umount -l {m}"));
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -234,6 +292,127 @@ impl Sandbox {
     fn start_daemon_quiet(&mut self) {
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.start_daemon())).is_err() {
             self.daemon = None;
+        }
+    }
+}
+
+pub use berth_core::model::Proto;
+
+/// Waits (at most 15 s) until a server in the network namespace of `pid`
+/// has bound `port`; panics naming `what` if not.
+pub fn wait_listening(pid: u32, proto: Proto, port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !berth_linux::ports::listening_in(pid, proto == Proto::Udp, port) {
+        assert!(Instant::now() < deadline, "{what} (pid {pid}) never bound {port}/{proto}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A process a test runs in the background (a server in another
+/// namespace, a listener on the host), in its own process group; dropping
+/// it kills that group by its pid and reaps it.
+pub struct Bg {
+    child: Child,
+}
+
+impl Bg {
+    /// `sh -c 'exec CMD'` in this (the sandbox's) namespace.
+    pub fn spawn(cmd: &str) -> Bg {
+        Self::from_command(Command::new("sh").arg("-c").arg(format!("exec {cmd}")))
+    }
+
+    /// `ip netns exec NS sh -c 'exec CMD'`.
+    pub fn in_netns(ns: &str, cmd: &str) -> Bg {
+        Self::from_command(Command::new("ip").args(["netns", "exec", ns, "sh", "-c", &format!("exec {cmd}")]))
+    }
+
+    fn from_command(cmd: &mut Command) -> Bg {
+        use std::os::unix::process::CommandExt;
+        let child = cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn");
+        Bg { child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until this process has bound `port`.
+    pub fn wait_listening(&self, proto: Proto, port: u16) {
+        wait_listening(self.pid(), proto, port, "background server");
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        // SAFETY: the group this test started (the child leads it).
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// One UDP request and its first reply (within 5 s), sent from the network
+/// namespace at `netns` (None: the sandbox's own), optionally from a fixed
+/// source port. A client that waits for the reply, unlike socat reading
+/// from a pipe, which gives up half a second after its input ends however
+/// slow the server is.
+pub fn udp_ask(netns: Option<&str>, to: &str, source_port: Option<u16>) -> Option<String> {
+    let (netns, to) = (netns.map(str::to_string), to.to_string());
+    std::thread::spawn(move || -> Option<String> {
+        if let Some(ns) = netns {
+            let f = std::fs::File::open(&ns).expect("open netns");
+            use std::os::fd::AsRawFd;
+            // SAFETY: this short-lived thread enters the namespace and ends there.
+            assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns {ns}");
+        }
+        let sock = std::net::UdpSocket::bind(("0.0.0.0", source_port.unwrap_or(0))).expect("bind");
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        sock.connect(&to).ok()?;
+        sock.send(b"q\n").ok()?;
+        let mut buf = [0u8; 1500];
+        let n = sock.recv(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).trim().to_string())
+    })
+    .join()
+    .expect("udp client thread")
+}
+
+/// A UDP server thread in a network namespace: answers every datagram on
+/// `port` with a fixed reply; stopped (and joined) when dropped.
+pub struct UdpEcho {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl UdpEcho {
+    pub fn start(netns: &str, port: u16, reply: &str) -> UdpEcho {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::File::open(netns).unwrap_or_else(|e| panic!("{netns}: {e}"));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (flag, reply) = (stop.clone(), reply.to_string());
+        let thread = std::thread::spawn(move || {
+            // SAFETY: this thread enters the namespace and ends there.
+            assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+            let sock = std::net::UdpSocket::bind(("0.0.0.0", port)).expect("bind");
+            sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+            tx.send(()).unwrap();
+            let mut buf = [0u8; 1500];
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok((_, peer)) = sock.recv_from(&mut buf) {
+                    let _ = sock.send_to(format!("{reply}\n").as_bytes(), peer);
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(10)).expect("UDP server bound");
+        UdpEcho { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for UdpEcho {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
