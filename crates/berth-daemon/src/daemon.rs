@@ -32,6 +32,8 @@ pub struct Daemon {
     /// Runtime handle for per-container exit watchers (None in unit tests).
     pub rt: Option<tokio::runtime::Handle>,
     forwarding_on: AtomicBool,
+    /// A background retry of a broken store is running.
+    store_retrying: AtomicBool,
     /// A handle on ourselves for watcher tasks.
     pub(crate) me: OnceLock<Weak<Daemon>>,
 }
@@ -56,6 +58,7 @@ impl Daemon {
             exe: PathBuf::from("/proc/self/exe"),
             rt,
             forwarding_on: AtomicBool::new(false),
+            store_retrying: AtomicBool::new(false),
             me: OnceLock::new(),
         });
         let _ = d.me.set(Arc::downgrade(&d));
@@ -94,13 +97,66 @@ impl Daemon {
         }
     }
 
+    /// Writes `ops` to the store (`durable`: wait for fsync). After an I/O
+    /// error (a full disk) the store is reopened and rewritten from the
+    /// in-memory state first; while that fails, every write fails with the
+    /// reason and a retry runs in the background.
+    pub fn commit(&self, ops: &[Op], durable: bool) -> Result<()> {
+        if self.store.needs_recovery() {
+            self.recover_store()?;
+        }
+        let r = self.store.commit(ops, durable);
+        if self.store.needs_recovery() {
+            self.retry_store_in_background();
+        }
+        r
+    }
+
+    /// Reopens the store after an I/O error and writes back every record
+    /// from the in-memory state (which requests keep right: see `store`).
+    pub fn recover_store(&self) -> Result<()> {
+        let truth = {
+            let st = self.st();
+            crate::store::Snapshot {
+                networks: st.networks.values().cloned().collect(),
+                containers: st.containers.values().cloned().collect(),
+                policies: st.policies.clone(),
+            }
+        };
+        self.store.recover(&truth)?;
+        info!("store at {} is writable again: {} networks, {} containers and {} policies written back", self.cfg.root.display(), truth.networks.len(), truth.containers.len(), truth.policies.len());
+        Ok(())
+    }
+
+    /// While the store is broken, tries to recover it every 2 s, so the
+    /// state reaches the disk once space is freed even if no request comes.
+    fn retry_store_in_background(&self) {
+        if self.store_retrying.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Some(me) = self.me.get().and_then(|w| w.upgrade()) else {
+            self.store_retrying.store(false, Ordering::SeqCst);
+            return;
+        };
+        warn!("the store cannot be written; berth keeps serving from memory and retries every 2 s");
+        std::thread::spawn(move || {
+            while me.store.needs_recovery() {
+                std::thread::sleep(std::time::Duration::from_secs(2));
+                if let Err(e) = me.recover_store() {
+                    tracing::debug!("store still not writable: {e}");
+                }
+            }
+            me.store_retrying.store(false, Ordering::SeqCst);
+        });
+    }
+
     /// Records `intent` in the store, then runs `apply` while the intent is
     /// made durable on another thread; returns once both are done. See
     /// `store` for why overlapping the fsync with the kernel work is safe.
     pub fn with_intent<T: Send>(&self, intent: &[crate::store::Op], apply: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-        self.store.commit(intent, false)?;
+        self.commit(intent, false)?;
         std::thread::scope(|s| {
-            let flush = s.spawn(|| self.store.flush());
+            let flush = s.spawn(|| self.commit(&[], true));
             let applied = apply();
             let flushed = flush.join().unwrap_or_else(|_| Err(crate::error::DaemonError::Internal("store flush panicked".into())));
             match (applied, flushed) {
@@ -163,7 +219,7 @@ impl Daemon {
             if let Some(n) = existing {
                 if self.st().users_of(&n.id).is_empty() {
                     self.st().networks.remove(&n.id);
-                    self.store.commit(&[Op::DelNetwork(&n.id)], true)?;
+                    self.commit(&[Op::DelNetwork(&n.id)], true)?;
                     if n.bridge_owned {
                         self.kernel.delete_link(&n.bridge)?;
                     }
@@ -239,7 +295,7 @@ impl Daemon {
             }
         }
         info!("default network {} on bridge {} ({}, icc={})", want.name, want.bridge, want.ipam[0].subnet, want.options.icc);
-        self.store.commit(&[Op::PutNetwork(&want)], true)?;
+        self.commit(&[Op::PutNetwork(&want)], true)?;
         self.st().networks.insert(want.id.clone(), want);
         Ok(())
     }

@@ -14,6 +14,10 @@ pub enum DaemonError {
     Kernel(#[from] LinuxError),
     #[error("store: {0}")]
     Store(String),
+    /// The store cannot be written (a full disk, most often); the text
+    /// says where and what to do. Reads keep working meanwhile.
+    #[error("{0}")]
+    StoreUnavailable(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -32,6 +36,8 @@ impl DaemonError {
             DaemonError::NotFound(_) => 404,
             DaemonError::BadRequest(_) => 400,
             DaemonError::Kernel(LinuxError::NotNetns(_)) => 400,
+            // 507 Insufficient Storage: the request changed nothing and can be retried.
+            DaemonError::StoreUnavailable(_) => 507,
             DaemonError::Kernel(_) | DaemonError::Store(_) | DaemonError::Internal(_) => 500,
         }
     }

@@ -211,7 +211,7 @@ impl Daemon {
         }
         // A start spawns a process, which reconcile could not clean up if the
         // intent were lost: it is made durable before anything is spawned.
-        if let Err(e) = self.store.commit(&[Op::PutContainer(&c)], true) {
+        if let Err(e) = self.commit(&[Op::PutContainer(&c)], true) {
             self.forget_start(&c, new);
             return Err(e);
         }
@@ -281,7 +281,7 @@ impl Daemon {
             }
             cur.clone()
         };
-        if let Err(e) = self.store.commit(&[Op::PutContainer(&done)], false) {
+        if let Err(e) = self.commit(&[Op::PutContainer(&done)], false) {
             warn!("recording start of {}: {e}", c.name);
         }
         self.refresh_link_hosts(&c.name);
@@ -309,8 +309,8 @@ impl Daemon {
             warn!("firewall rollback for {}: {e}", c.name);
         }
         let r = match &record {
-            Some(rec) => self.store.commit(&[Op::PutContainer(rec)], false),
-            None => self.store.commit(&[Op::DelContainer(&c.id)], false),
+            Some(rec) => self.commit(&[Op::PutContainer(rec)], false),
+            None => self.commit(&[Op::DelContainer(&c.id)], false),
         };
         if let Err(e) = r {
             warn!("store rollback for {}: {e}", c.name);
@@ -445,7 +445,7 @@ impl Daemon {
             let names: Vec<String> = c.endpoints().map(|(_, e)| e.host_ifname.clone()).collect();
             (c.clone(), names)
         };
-        if let Err(e) = self.store.commit(&[Op::PutContainer(&c)], true) {
+        if let Err(e) = self.commit(&[Op::PutContainer(&c)], true) {
             warn!("recording stop of {}: {e}", c.name);
         }
         if let Some(sp) = c.state.shim_pid {
@@ -480,7 +480,7 @@ impl Daemon {
             cur.state.shim_pid = None;
             cur.clone()
         };
-        if let Err(e) = self.store.commit(&[Op::PutContainer(&done)], false) {
+        if let Err(e) = self.commit(&[Op::PutContainer(&done)], false) {
             warn!("recording exit of {}: {e}", c.name);
         }
         self.refresh_link_hosts(&c.name);
@@ -508,7 +508,7 @@ impl Daemon {
             self.stop(&id, Duration::ZERO)?;
         }
         let Some(gone) = self.st().containers.remove(&id) else { return Ok(()) };
-        self.store.commit(&[Op::DelContainer(&id)], true)?;
+        self.commit(&[Op::DelContainer(&id)], true)?;
         let _ = std::fs::remove_dir_all(self.runtime_dir(&id));
         let _ = std::fs::remove_dir_all(self.log_path(&id).parent().unwrap());
         // Links to it disappear from others' elements and hosts files.
@@ -545,7 +545,7 @@ impl Daemon {
         let undo = |d: &Daemon| {
             d.st().containers.remove(&id);
             let _ = d.sync_fw(&c);
-            let _ = d.store.commit(&[Op::DelContainer(&id)], false);
+            let _ = d.commit(&[Op::DelContainer(&id)], false);
         };
         let plans: Vec<_> = plans(&self.st(), &c).into_iter().map(|(_, p)| p).collect();
         let applied = self.with_intent(&[Op::PutContainer(&c)], || {
@@ -572,7 +572,7 @@ impl Daemon {
             }
             cur.clone()
         };
-        if let Err(e) = self.store.commit(&[Op::PutContainer(&done)], false) {
+        if let Err(e) = self.commit(&[Op::PutContainer(&done)], false) {
             warn!("recording attach of {}: {e}", c.name);
         }
         Ok(id)
@@ -603,7 +603,7 @@ impl Daemon {
         if let Err(e) = self.kernel.flush_conntrack(&c.ports) {
             warn!("conntrack flush after detaching {}: {e}", c.name);
         }
-        self.store.commit(&[Op::DelContainer(&c.id)], false)?;
+        self.commit(&[Op::DelContainer(&c.id)], false)?;
         fw
     }
 }

@@ -39,9 +39,9 @@ impl Daemon {
             d.st().networks.remove(&id);
             let _ = d.fw.sync(d.kernel.as_ref(), || vec![(net_owner(&id), Default::default())]);
             let _ = d.kernel.delete_link(&net.bridge);
-            let _ = d.store.commit(&[Op::DelNetwork(&id)], false);
+            let _ = d.commit(&[Op::DelNetwork(&id)], false);
         };
-        if let Err(e) = self.store.commit(&[Op::PutNetwork(&net)], true) {
+        if let Err(e) = self.commit(&[Op::PutNetwork(&net)], true) {
             undo(self);
             return Err(e);
         }
@@ -85,7 +85,7 @@ impl Daemon {
             st.networks.remove(&net.id);
             net
         };
-        if let Err(e) = self.store.commit(&[Op::DelNetwork(&net.id)], true) {
+        if let Err(e) = self.commit(&[Op::DelNetwork(&net.id)], true) {
             self.st().networks.insert(net.id.clone(), net);
             return Err(e);
         }
@@ -100,7 +100,7 @@ impl Daemon {
             // Put everything back as it was.
             warn!("removing network {}: {e}; restoring it", net.name);
             self.st().networks.insert(net.id.clone(), net.clone());
-            let _ = self.store.commit(&[Op::PutNetwork(&net)], true);
+            let _ = self.commit(&[Op::PutNetwork(&net)], true);
             let _ = self.kernel.ensure_bridge(&bridge_plan(&net));
             let _ = self.fw.sync(self.kernel.as_ref(), || vec![(net_owner(&net.id), network_elements(&net))]);
             return Err(e);
@@ -164,7 +164,7 @@ impl Daemon {
                 cur.attachments.retain(|a| a.network_id != net_id);
             };
         };
-        if let Err(e) = self.store.commit(&[Op::PutContainer(&c)], true) {
+        if let Err(e) = self.commit(&[Op::PutContainer(&c)], true) {
             restore(self);
             return Err(e);
         }
@@ -178,7 +178,7 @@ impl Daemon {
                 restore(self);
                 let back = self.st().containers.get(&c.id).cloned();
                 if let Some(back) = back {
-                    let _ = self.store.commit(&[Op::PutContainer(&back)], false);
+                    let _ = self.commit(&[Op::PutContainer(&back)], false);
                 }
                 return Err(e);
             }
@@ -194,7 +194,7 @@ impl Daemon {
                 }
                 cur.clone()
             };
-            let _ = self.store.commit(&[Op::PutContainer(&done)], false);
+            let _ = self.commit(&[Op::PutContainer(&done)], false);
             let _ = self.write_runtime_files(&done);
         }
         Ok(())
@@ -218,7 +218,7 @@ impl Daemon {
             (c.clone(), net_id, ifname)
         };
         if let Some(name) = &ifname {
-            self.store.commit(&[Op::PutContainer(&c)], true)?;
+            self.commit(&[Op::PutContainer(&c)], true)?;
             self.unplumb(std::slice::from_ref(name));
         }
         let done = {
@@ -229,7 +229,7 @@ impl Daemon {
         };
         self.sync_fw(&c)?;
         // A configuration-only change has no intent record before it: make it durable now.
-        self.store.commit(&[Op::PutContainer(&done)], ifname.is_none())?;
+        self.commit(&[Op::PutContainer(&done)], ifname.is_none())?;
         let _ = self.write_runtime_files(&done);
         Ok(())
     }

@@ -23,7 +23,7 @@ impl Daemon {
         });
         if let Err(e) = applied {
             self.st().policies.retain(|x| x.id != p.id);
-            let _ = self.store.commit(&[Op::DelPolicy(&p.id)], true);
+            let _ = self.commit(&[Op::DelPolicy(&p.id)], true);
             if let Some(c) = &target {
                 let _ = self.sync_fw(c);
             }

@@ -66,7 +66,7 @@ impl Daemon {
                             cur.state.shim_start = Some(s.shim_start);
                             cur.clone()
                         };
-                        self.store.commit(&[Op::PutContainer(&rec)], true)?;
+                        self.commit(&[Op::PutContainer(&rec)], true)?;
                     }
                     _ => {
                         info!("recover: start of {} did not finish; rolling it back", c.name);
@@ -79,10 +79,10 @@ impl Daemon {
                                 cur.mark_start_failed();
                                 cur.clone()
                             };
-                            self.store.commit(&[Op::PutContainer(&rec)], true)?;
+                            self.commit(&[Op::PutContainer(&rec)], true)?;
                         } else {
                             self.st().containers.remove(&c.id);
-                            self.store.commit(&[Op::DelContainer(&c.id)], true)?;
+                            self.commit(&[Op::DelContainer(&c.id)], true)?;
                             let _ = std::fs::remove_dir_all(&dir);
                         }
                     }
@@ -108,14 +108,14 @@ impl Daemon {
                     self.unplumb(&c.endpoints().map(|(_, e)| e.host_ifname.clone()).collect::<Vec<_>>());
                     let _ = self.kernel.flush_conntrack(&c.ports);
                     self.st().containers.remove(&c.id);
-                    self.store.commit(&[Op::DelContainer(&c.id)], true)?;
+                    self.commit(&[Op::DelContainer(&c.id)], true)?;
                 }
                 (ContainerKind::Attached { netns }, RunState::Starting | RunState::Running) => {
                     if self.kernel.check_netns(std::path::Path::new(netns)).is_err() {
                         info!("recover: namespace of attached container {} is gone; removing it", c.name);
                         self.unplumb(&c.endpoints().map(|(_, e)| e.host_ifname.clone()).collect::<Vec<_>>());
                         self.st().containers.remove(&c.id);
-                        self.store.commit(&[Op::DelContainer(&c.id)], true)?;
+                        self.commit(&[Op::DelContainer(&c.id)], true)?;
                     } else if c.state.status == RunState::Starting {
                         let rec = {
                             let mut st = self.st();
@@ -123,7 +123,7 @@ impl Daemon {
                             cur.state.status = RunState::Running;
                             cur.clone()
                         };
-                        self.store.commit(&[Op::PutContainer(&rec)], true)?;
+                        self.commit(&[Op::PutContainer(&rec)], true)?;
                     }
                 }
                 _ => {}
@@ -153,7 +153,7 @@ impl Daemon {
             };
             self.unplumb(&gone);
             if let Some(rec) = rec {
-                self.store.commit(&[Op::PutContainer(&rec)], true)?;
+                self.commit(&[Op::PutContainer(&rec)], true)?;
             }
         }
         Ok(())
