@@ -111,4 +111,7 @@ impl Kernel for FakeKernel {
     fn flush_conntrack(&self, _mappings: &[PortMapping]) -> Result<()> {
         Ok(())
     }
+    fn forget_early_flows(&self, _mappings: &[PortMapping]) -> Result<()> {
+        Ok(())
+    }
 }

@@ -80,6 +80,10 @@ pub trait Kernel: Send + Sync + 'static {
     fn ephemeral_range(&self) -> (u16, u16);
     /// Forgets NAT state of removed mappings so no flow keeps using them.
     fn flush_conntrack(&self, mappings: &[berth_core::model::PortMapping]) -> Result<()>;
+    /// Forgets flows that reached the host's own addresses on these
+    /// (just published) ports before they were published, so that a UDP
+    /// client that kept sending meanwhile reaches the container at once.
+    fn forget_early_flows(&self, mappings: &[berth_core::model::PortMapping]) -> Result<()>;
     /// Whether the host's own TCP connections to published ports are
     /// translated in `connect()` right now (see `berth_linux::bpf`).
     fn socket_translation(&self) -> bool {
@@ -474,6 +478,15 @@ impl Kernel for LinuxKernel {
 
     fn flush_conntrack(&self, mappings: &[berth_core::model::PortMapping]) -> Result<()> {
         let ports = mappings.iter().map(|m| (m.container.proto.number(), m.host_port)).collect();
-        Ok(berth_linux::conntrack::delete_by_orig_dport(&ports)?)
+        Ok(berth_linux::conntrack::delete_by_orig_dport(&ports, &berth_linux::conntrack::Which::All)?)
+    }
+
+    fn forget_early_flows(&self, mappings: &[berth_core::model::PortMapping]) -> Result<()> {
+        if mappings.is_empty() {
+            return Ok(());
+        }
+        let local = self.with_sock(|s| Ok(netlink::list_addresses(s)?.into_iter().map(|a| a.addr.addr()).collect()))?;
+        let ports = mappings.iter().map(|m| (m.container.proto.number(), m.host_port)).collect();
+        Ok(berth_linux::conntrack::delete_by_orig_dport(&ports, &berth_linux::conntrack::Which::UntranslatedTo(local))?)
     }
 }

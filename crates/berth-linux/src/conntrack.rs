@@ -11,7 +11,12 @@ const IPCTNL_MSG_CT_GET: u16 = 1;
 const IPCTNL_MSG_CT_DELETE: u16 = 2;
 
 const CTA_TUPLE_ORIG: u16 = 1;
+const CTA_STATUS: u16 = 3;
 const CTA_TUPLE_IP: u16 = 1;
+const CTA_IP_V4_DST: u16 = 2;
+const CTA_IP_V6_DST: u16 = 4;
+/// IPS_DST_NAT: the entry's destination was translated (DNAT).
+const IPS_DST_NAT: u32 = 1 << 5;
 const CTA_TUPLE_PROTO: u16 = 2;
 const CTA_PROTO_NUM: u16 = 1;
 const CTA_PROTO_DST_PORT: u16 = 3;
@@ -48,10 +53,33 @@ fn finish(out: &mut [u8]) {
     out[0..4].copy_from_slice(&len.to_ne_bytes());
 }
 
+/// Which entries of the given ports to delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Which {
+    /// Every entry (a mapping went away: no flow may keep its translation).
+    All,
+    /// Entries that were not translated and went to one of these (the
+    /// host's own) addresses: flows that reached the host before a port
+    /// was published. A client that keeps sending from one source port
+    /// would otherwise never reach the new mapping, as its entry is
+    /// refreshed by every datagram.
+    UntranslatedTo(std::collections::HashSet<std::net::IpAddr>),
+}
+
+/// The original destination address of an entry's tuple.
+fn orig_dst(orig: &[u8]) -> Option<std::net::IpAddr> {
+    let ip = find(orig, CTA_TUPLE_IP)?;
+    if let Some(v) = find(ip, CTA_IP_V4_DST).and_then(|v| <[u8; 4]>::try_from(v).ok()) {
+        return Some(std::net::IpAddr::from(v));
+    }
+    find(ip, CTA_IP_V6_DST).and_then(|v| <[u8; 16]>::try_from(v).ok()).map(std::net::IpAddr::from)
+}
+
 /// Deletes every IPv4 entry whose original direction has one of the given
-/// (protocol, destination port) pairs. One dump of the table, whatever the
-/// number of ports (a 10,000-port mapping is one pass, not 10,000).
-pub fn delete_by_orig_dport(ports: &std::collections::HashSet<(u8, u16)>) -> Result<()> {
+/// (protocol, destination port) pairs, as `which` says. One dump of the
+/// table, whatever the number of ports (a 10,000-port mapping is one pass,
+/// not 10,000).
+pub fn delete_by_orig_dport(ports: &std::collections::HashSet<(u8, u16)>, which: &Which) -> Result<()> {
     if ports.is_empty() {
         return Ok(());
     }
@@ -77,7 +105,11 @@ pub fn delete_by_orig_dport(ports: &std::collections::HashSet<(u8, u16)>) -> Res
                 let p = find(orig, CTA_TUPLE_PROTO);
                 let num = p.and_then(|p| find(p, CTA_PROTO_NUM)).and_then(|v| v.first().copied());
                 let dport = p.and_then(|p| find(p, CTA_PROTO_DST_PORT)).filter(|v| v.len() >= 2).map(|v| u16::from_be_bytes([v[0], v[1]]));
-                let hit = matches!((num, dport), (Some(p), Some(d)) if ports.contains(&(p, d)));
+                let mut hit = matches!((num, dport), (Some(p), Some(d)) if ports.contains(&(p, d)));
+                if let (true, Which::UntranslatedTo(local)) = (hit, which) {
+                    let status = find(body, CTA_STATUS).and_then(|v| <[u8; 4]>::try_from(v).ok()).map(u32::from_be_bytes).unwrap_or(0);
+                    hit = status & IPS_DST_NAT == 0 && orig_dst(orig).is_some_and(|d| d.is_loopback() || local.contains(&d));
+                }
                 if hit && find(orig, CTA_TUPLE_IP).is_some() {
                     victims.push(orig.to_vec());
                 }

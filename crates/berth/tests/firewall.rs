@@ -172,6 +172,23 @@ fn removed_mapping_takes_its_conntrack_state() {
     assert_eq!(ask(), "from-new", "the same flow reaches the new mapping, not a stale translation");
 }
 
+/// A UDP client that was talking to a host process on a port keeps its
+/// flow (conntrack entry) when that process goes; once the port is
+/// published, the same client, from the same source port, reaches the
+/// container at once instead of the host: publishing forgets host-bound
+/// flows on the port (as Docker does).
+#[test]
+fn udp_flow_that_reached_the_host_moves_to_a_new_mapping() {
+    let Some(s) = Sandbox::new() else { return };
+    s.outside(&[]);
+    let ask = || udp_ask(Some("/run/netns/outside"), "10.99.0.1:5401", Some(40405));
+    let host_service = UdpEcho::start("/proc/thread-self/ns/net", 5401, "from-host");
+    assert_eq!(ask().as_deref(), Some("from-host"));
+    drop(host_service);
+    s.udp_server("late", &["-p", "5401:53/udp"], 53, "from-late");
+    assert_eq!(ask().as_deref(), Some("from-late"), "the same flow reaches the new mapping, not the host");
+}
+
 #[test]
 fn source_policies_hold_for_published_and_direct_traffic() {
     let Some(mut s) = Sandbox::new() else { return };

@@ -87,6 +87,16 @@ fn link_env(alias: &str, me: &str, target: &Container) -> Vec<(String, String)> 
 }
 
 impl Daemon {
+    /// After `c`'s ports are published: UDP flows that reached the host on
+    /// them before (a client retrying all along) start over, through the
+    /// new mapping. TCP needs nothing: a new connection is a new flow.
+    fn forget_early_flows(&self, c: &Container) {
+        let udp: Vec<_> = c.ports.iter().filter(|m| m.container.proto == berth_core::model::Proto::Udp).copied().collect();
+        if let Err(e) = self.kernel.forget_early_flows(&udp) {
+            warn!("conntrack flush of early flows to {}'s ports: {e}", c.name);
+        }
+    }
+
     /// Brings the firewall elements of `c` and its link partners up to date.
     pub fn sync_fw(&self, c: &Container) -> Result<()> {
         self.fw.sync(self.kernel.as_ref(), || fw_wants(&self.st(), c))
@@ -252,6 +262,7 @@ impl Daemon {
             undo_kernel(self);
             return Err(e);
         }
+        self.forget_early_flows(c);
         let shim_pid = pending.pid;
         let started = match pending.go() {
             Ok(s) => s,
@@ -559,6 +570,7 @@ impl Daemon {
             undo(self);
             return Err(e);
         }
+        self.forget_early_flows(&c);
         let done = {
             let mut st = self.st();
             let Some(mut cur) = st.containers.get_mut(&id) else {
