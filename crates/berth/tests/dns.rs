@@ -139,6 +139,45 @@ fn names_aliases_network_suffix_and_reverse() {
     assert!(resolv.contains("nameserver 10.96.0.2"), "{resolv}");
 }
 
+/// The resolvers answer only their networks' containers. A machine that
+/// routes a network's subnet through the host (any LAN neighbour can), the
+/// host itself and a container of another network get no answer at all,
+/// over UDP or TCP, for names, reverse names or forwarded names, and
+/// nothing reaches the upstream for them; even with berth's table flushed.
+#[test]
+fn resolver_answers_only_its_containers() {
+    let Some(s) = sandbox(&["10.96.0.2"]) else { return };
+    let up = fake_upstream("up5", "10.96.0.2", [203, 0, 113, 2]);
+    s.ok(&["network", "create", "--subnet", "10.77.0.0/24", "app"]);
+    s.ok(&["network", "create", "--subnet", "10.78.0.0/24", "other"]);
+    s.run("svc1", &["--network", "app"], "sleep 1000");
+    s.run("nosy", &["--network", "other"], "sleep 1000");
+    s.outside(&["10.77.0.0/24"]);
+    let ip = s.ip("svc1", "app");
+    assert_eq!(dig(&s, "svc1", "svc1").1, vec![ip.clone()], "a container of the network is answered");
+    assert_eq!(dig(&s, "svc1", "example.test").1, vec!["203.0.113.2".to_string()]);
+    let asked = up.load(Ordering::SeqCst);
+    let queries = ["svc1".to_string(), format!("-x {ip}"), "example.test".to_string()];
+    let silent = |prefix: &str, who: &str| {
+        for q in &queries {
+            for tcp in ["", "+tcp "] {
+                let o = sh_out(&format!("{prefix}dig +tries=1 +time=1 @10.77.0.1 {tcp}{q}"));
+                let out = String::from_utf8_lossy(&o.stdout);
+                assert!(!o.status.success() && !out.contains("status:"), "{who} got an answer to {tcp}{q}: {out}");
+            }
+        }
+    };
+    silent("ip netns exec outside ", "a machine outside");
+    silent("", "the host");
+    let nosy = s.pid_of("nosy");
+    silent(&format!("nsenter -t {nosy} -n "), "a container of another network");
+    sh("nft flush ruleset");
+    silent("ip netns exec outside ", "a machine outside, without berth's table");
+    assert_eq!(up.load(Ordering::SeqCst), asked, "nothing was forwarded for them");
+    s.ok(&["reconcile"]);
+    assert_eq!(dig(&s, "svc1", "svc1").1, vec![ip], "still answering its containers");
+}
+
 #[test]
 fn changes_are_seen_at_once() {
     let Some(s) = sandbox(&["10.96.0.2"]) else { return };

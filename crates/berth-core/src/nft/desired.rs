@@ -22,6 +22,14 @@ pub fn network_elements(net: &Network) -> BTreeSet<Element> {
             s.insert(Element::Hairpin4 { start: sub.network(), end: sub.broadcast(), bridge: b.clone() });
         }
     }
+    // User-defined networks have a resolver on their gateway (the default
+    // network has no names, as in Docker).
+    if !net.predefined {
+        if let Some(std::net::IpAddr::V4(gw)) = net.ipv4().map(|c| c.gateway) {
+            s.insert(Element::ResolverAddr4(gw));
+            s.insert(Element::Resolver4 { addr: gw, bridge: b.clone() });
+        }
+    }
     if net.internal {
         s.insert(Element::InternalBridge(b.clone()));
     }

@@ -38,6 +38,12 @@ pub enum Element {
     /// from that subnet back out of that bridge is masqueraded (a container
     /// reaching its own published port would otherwise get a packet from itself).
     Hairpin4 { start: Ipv4Addr, end: Ipv4Addr, bridge: String },
+    /// `resolver_addrs4`: addresses berth's resolvers listen on (gateways
+    /// of user-defined networks); port 53 there is for containers only.
+    ResolverAddr4(Ipv4Addr),
+    /// `resolvers4`: a resolver's address with the bridge its containers
+    /// come from: a query must arrive on that bridge, from its subnet.
+    Resolver4 { addr: Ipv4Addr, bridge: String },
     /// `links4`: with icc off, `src` may open connections to `dst:port/proto`.
     Link4 { src: Ipv4Addr, dst: Ipv4Addr, proto: Proto, port: u16 },
     /// `ports_any4`: host port on every local address → container address:port.
@@ -105,6 +111,8 @@ impl Element {
             Element::MasqBridge(_) => "masq_bridges",
             Element::BridgePair(_) => "bridge_pairs",
             Element::Hairpin4 { .. } => "hairpin4",
+            Element::ResolverAddr4(_) => "resolver_addrs4",
+            Element::Resolver4 { .. } => "resolvers4",
             Element::Link4 { .. } => "links4",
             Element::PortAny4 { .. } => "ports_any4",
             Element::PortAddr4 { .. } => "ports_addr4",
@@ -120,6 +128,8 @@ impl Element {
             Element::Bridge(n) | Element::InternalBridge(n) | Element::IccOff(n) | Element::MasqBridge(n) => format!("\"{n}\""),
             Element::BridgePair(n) => format!("\"{n}\" . \"{n}\""),
             Element::Hairpin4 { start, end, bridge } => format!("{} . \"{bridge}\"", range_text(*start, *end)),
+            Element::ResolverAddr4(a) => a.to_string(),
+            Element::Resolver4 { addr, bridge } => format!("{addr} . \"{bridge}\""),
             Element::Link4 { src, dst, proto, port } => format!("{src} . {dst} . {proto} . {port}"),
             Element::PortAny4 { proto, host_port, addr, port } => format!("{proto} . {host_port} : {addr} . {port}"),
             Element::PortAddr4 { host_ip, proto, host_port, addr, port } => {
@@ -165,6 +175,11 @@ impl Element {
             }
             Element::Hairpin4 { start, end, bridge } => {
                 v.extend_from_slice(&(if end_ { *end } else { *start }).octets());
+                v.extend_from_slice(&ifname_bytes(bridge));
+            }
+            Element::ResolverAddr4(a) => v.extend_from_slice(&a.octets()),
+            Element::Resolver4 { addr, bridge } => {
+                v.extend_from_slice(&addr.octets());
                 v.extend_from_slice(&ifname_bytes(bridge));
             }
             Element::Link4 { src, dst, proto, port } => {

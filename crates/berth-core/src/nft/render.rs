@@ -20,6 +20,8 @@ const SETS: &[(&str, &str, &str)] = &[
     ("masq_bridges", "ifname", ""),
     ("bridge_pairs", "ifname . ifname", ""),
     ("hairpin4", "ipv4_addr . ifname", "interval"),
+    ("resolver_addrs4", "ipv4_addr", ""),
+    ("resolvers4", "ipv4_addr . ifname", ""),
     ("links4", "ipv4_addr . ipv4_addr . inet_proto . inet_service", ""),
     ("ports_any4", "inet_proto . inet_service : ipv4_addr . inet_service", ""),
     ("ports_addr4", "ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service", ""),
@@ -94,6 +96,16 @@ const CHAINS: &str = r#"	chain raw_prerouting {
 	chain output {
 		type filter hook output priority filter; policy accept;
 		oifname @bridges ct state new jump policies comment "policies also hold for the host itself"
+	}
+
+	chain input {
+		type filter hook input priority filter; policy accept;
+		meta l4proto { tcp, udp } th dport 53 ip daddr @resolver_addrs4 jump resolver comment "berth's embedded DNS"
+	}
+
+	chain resolver {
+		ip daddr . iifname @resolvers4 ip saddr . iifname @hairpin4 accept comment "a container of the resolver's own network"
+		drop comment "resolvers answer only their networks' containers"
 	}
 "#;
 

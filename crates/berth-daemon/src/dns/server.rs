@@ -44,11 +44,16 @@ pub enum Reply {
 /// Answers one query from `peer` on network `net_id`. Never panics on any
 /// input. Plain queries are read and answered straight from the bytes
 /// (`wire`); everything else, and answers too large for the fast path, go
-/// through hickory-proto.
+/// through hickory-proto. Only the network's own containers get an answer:
+/// anyone else (a neighbour routing the subnet at the host, the host
+/// itself) gets nothing, as Docker's resolver, which lives in each
+/// container's namespace, cannot be asked from outside. The firewall drops
+/// such queries before they arrive (`resolver` chain); this holds even
+/// without it.
 pub fn handle(d: &Daemon, net_id: &str, packet: &[u8], peer: IpAddr, over_tcp: bool) -> Reply {
     if let Some(s) = wire::parse(packet) {
         let limit = if over_tcp { 65535 } else { s.edns.map_or(512, |e| (e as usize).clamp(512, 1232)) };
-        let (outcome, internal, custom) = decide(d, net_id, peer, &s.name, true);
+        let Some((outcome, internal, custom)) = decide(d, net_id, peer, &s.name, true) else { return Reply::Drop };
         let fast = match &outcome {
             Outcome::Addresses(ips) => {
                 let rrs: Vec<wire::Rr> = if matches!(s.qtype, wire::TYPE_A | wire::TYPE_ANY) { ips.iter().map(|ip| wire::Rr::A(*ip)).collect() } else { vec![] };
@@ -71,13 +76,20 @@ pub fn handle(d: &Daemon, net_id: &str, packet: &[u8], peer: IpAddr, over_tcp: b
     general(d, net_id, packet, peer, over_tcp)
 }
 
-/// The lookup and the facts forwarding needs, under the state lock.
-fn decide(d: &Daemon, net_id: &str, peer: IpAddr, name: &str, class_in: bool) -> (Outcome, bool, Vec<IpAddr>) {
+/// The lookup and the facts forwarding needs, under the state lock; None
+/// when the asker is not a container of the network.
+fn decide(d: &Daemon, net_id: &str, peer: IpAddr, name: &str, class_in: bool) -> Option<(Outcome, bool, Vec<IpAddr>)> {
     let st = d.st();
-    let Some(net) = st.networks.get(net_id) else { return (Outcome::NxDomain, true, vec![]) };
+    let net = st.networks.get(net_id)?;
+    let asker = st.containers.by_ip(net_id, peer)?;
     let outcome = if class_in { lookup(&st, net_id, peer, name) } else { Outcome::Foreign };
-    let custom = st.containers.by_ip(net_id, peer).map(|c| c.dns.clone()).unwrap_or_default();
-    (outcome, net.internal, custom)
+    Some((outcome, net.internal, asker.dns.clone()))
+}
+
+/// Whether `peer` is a container of the network (TCP clients are checked
+/// once, when they connect).
+fn is_member(d: &Daemon, net_id: &str, peer: IpAddr) -> bool {
+    d.st().containers.by_ip(net_id, peer).is_some()
 }
 
 fn forward_or_fail(d: &Daemon, packet: &[u8], custom: Vec<IpAddr>, limit: usize, fail: impl FnOnce() -> Option<Vec<u8>>) -> Reply {
@@ -109,7 +121,7 @@ fn general(d: &Daemon, net_id: &str, packet: &[u8], peer: IpAddr, over_tcp: bool
     let Some(name) = berth_core::dns::normalize(&qname) else {
         return out(answer::response_to(&q, ResponseCode::FormErr));
     };
-    let (outcome, internal, custom) = decide(d, net_id, peer, &name, query.query_class() == DNSClass::IN);
+    let Some((outcome, internal, custom)) = decide(d, net_id, peer, &name, query.query_class() == DNSClass::IN) else { return Reply::Drop };
     match outcome {
         Outcome::Addresses(ips) => out(answer::addresses(&q, query.name(), query.query_type(), &ips)),
         Outcome::Names(n) => out(answer::names(&q, query.name(), query.query_type(), &n)),
@@ -166,6 +178,9 @@ pub async fn serve_udp(d: Arc<Daemon>, net_id: String, sock: Arc<UdpSocket>) {
 pub async fn serve_tcp(d: Arc<Daemon>, net_id: String, listener: TcpListener) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else { continue };
+        if !is_member(&d, &net_id, peer.ip()) {
+            continue;
+        }
         let Ok(permit) = d.dns.limits.tcp.clone().try_acquire_owned() else { continue };
         let (d, net_id) = (d.clone(), net_id.clone());
         tokio::spawn(async move {
