@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::subnets::{default_pools, parse_cidr_any, parse_subnet, AddressPool};
+use crate::subnets::{parse_cidr_any, parse_subnet, AddressPool};
 use crate::{CoreError, Result};
 
 /// Every setting is optional here; [`DaemonConfig::resolve`] fills defaults.
@@ -24,6 +24,8 @@ pub struct ConfigFile {
     pub bridge: Option<String>,
     pub bip: Option<String>,
     pub fixed_cidr: Option<String>,
+    pub ipv6: Option<bool>,
+    pub fixed_cidr_v6: Option<String>,
     pub mtu: Option<u32>,
     pub icc: Option<bool>,
     pub ip_forward: Option<bool>,
@@ -50,12 +52,19 @@ pub struct DaemonConfig {
     /// Gateway address and prefix of the default network (`--bip 172.30.0.1/16`).
     pub bip: Option<IpNet>,
     pub fixed_cidr: Option<IpNet>,
+    /// The default network has IPv6 too (`--ipv6`).
+    pub ipv6: bool,
+    /// The default network's IPv6 subnet (`--fixed-cidr-v6`); from the
+    /// pools when `ipv6` is on and this is not given.
+    pub fixed_cidr_v6: Option<IpNet>,
     pub mtu: u32,
     pub icc: bool,
     pub ip_forward: bool,
     /// Translate host connections to published TCP ports in `connect()`
     /// (cgroup BPF) rather than per packet (see berth_linux::bpf).
     pub socket_translation: bool,
+    /// Pools the user gave (both families); the daemon adds the defaults
+    /// of a family that has none (`subnets::with_default_pools`).
     pub pools: Vec<AddressPool>,
 }
 
@@ -85,7 +94,7 @@ impl ConfigFile {
     /// Combines flags and file; the same key in both is an error.
     pub fn merge(flags: &ConfigFile, file: &ConfigFile) -> Result<ConfigFile> {
         let mut out = ConfigFile::default();
-        merge_fields!(flags, file, out, root, exec_root, socket, bridge, bip, fixed_cidr, mtu, icc, ip_forward, socket_translation, default_address_pools);
+        merge_fields!(flags, file, out, root, exec_root, socket, bridge, bip, fixed_cidr, ipv6, fixed_cidr_v6, mtu, icc, ip_forward, socket_translation, default_address_pools);
         Ok(out)
     }
 }
@@ -112,18 +121,31 @@ impl DaemonConfig {
                 return Err(CoreError::RangeOutsideSubnet { range: f, subnet: b.trunc() });
             }
         }
-        let mtu = crate::request::check_mtu(c.mtu.unwrap_or(1500))?;
-        let pools = match &c.default_address_pools {
-            Some(v) if !v.is_empty() => v
-                .iter()
-                .map(|p| {
-                    let pool = AddressPool { base: parse_subnet(&p.base)?, size: p.size };
-                    pool.check()?;
-                    Ok(pool)
-                })
-                .collect::<Result<Vec<_>>>()?,
-            _ => default_pools(),
-        };
+        let fixed_cidr_v6 = c.fixed_cidr_v6.as_deref().map(parse_subnet).transpose()?;
+        if let Some(f) = fixed_cidr_v6 {
+            if f.addr().is_ipv4() {
+                return Err(CoreError::InvalidConfig(format!("fixed-cidr-v6 {f}: give an IPv6 subnet, e.g. fd00:1::/64")));
+            }
+            crate::subnets::check_usable(&f)?;
+        }
+        if fixed_cidr.is_some_and(|f| f.addr().is_ipv6()) {
+            return Err(CoreError::InvalidConfig("fixed-cidr takes an IPv4 range; use fixed-cidr-v6 for IPv6".into()));
+        }
+        if fixed_cidr_v6.is_some() && c.ipv6 != Some(true) {
+            return Err(CoreError::InvalidConfig("fixed-cidr-v6 needs ipv6 (--ipv6)".into()));
+        }
+        let ipv6 = c.ipv6.unwrap_or(false);
+        let mtu = crate::request::check_mtu(c.mtu.unwrap_or(1500), ipv6)?;
+        let pools = c
+            .default_address_pools
+            .iter()
+            .flatten()
+            .map(|p| {
+                let pool = AddressPool { base: parse_subnet(&p.base)?, size: p.size };
+                pool.check()?;
+                Ok(pool)
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(DaemonConfig {
             root: c.root.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
             exec_root,
@@ -131,6 +153,8 @@ impl DaemonConfig {
             bridge,
             bip,
             fixed_cidr,
+            ipv6,
+            fixed_cidr_v6,
             mtu,
             icc: c.icc.unwrap_or(true),
             ip_forward: c.ip_forward.unwrap_or(true),
@@ -156,6 +180,8 @@ mod tests {
         assert_eq!(c.bip.unwrap().to_string(), "172.30.0.1/16");
         assert!(!c.icc && !c.ip_forward);
         assert_eq!(c.pools.len(), 1);
+        let c = DaemonConfig::resolve(&ConfigFile::parse_json(r#"{"ipv6":true,"fixed-cidr-v6":"fd00:17::/64"}"#).unwrap()).unwrap();
+        assert!(c.ipv6 && c.fixed_cidr_v6.unwrap().to_string() == "fd00:17::/64");
         assert_eq!(c.socket, PathBuf::from("/run/berth/berth.sock"));
     }
 
@@ -178,6 +204,10 @@ mod tests {
             r#"{"bip":"172.30.0.1/16","fixed-cidr":"10.0.0.0/24"}"#,
             r#"{"default-address-pools":[{"base":"10.0.0.0/16","size":8}]}"#,
             r#"{"bridge":"a;b"}"#,
+            r#"{"fixed-cidr-v6":"fd00::/64"}"#,
+            r#"{"ipv6":true,"fixed-cidr-v6":"10.0.0.0/24"}"#,
+            r#"{"ipv6":true,"fixed-cidr-v6":"fe80::/64"}"#,
+            r#"{"ipv6":true,"mtu":1200}"#,
         ] {
             let r = ConfigFile::parse_json(bad).and_then(|f| DaemonConfig::resolve(&f));
             assert!(r.is_err(), "{bad}");

@@ -5,7 +5,7 @@
 //! network `backend`; `2.0.18.172.in-addr.arpa` asks for the name of
 //! 172.18.0.2.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Lowercase, without the trailing dot; None for names that cannot be ours
 /// (empty, too long, or with characters container names never have).
@@ -40,10 +40,46 @@ pub fn parse_reverse_v4(name: &str) -> Option<IpAddr> {
     Some(IpAddr::V4(Ipv4Addr::from(octets)))
 }
 
-/// The reverse name of an IPv4 address.
-pub fn reverse_name(ip: Ipv4Addr) -> String {
-    let o = ip.octets();
-    format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+/// The address a reverse (PTR) IPv6 name asks for: 32 nibbles, least
+/// significant first, then `ip6.arpa`.
+pub fn parse_reverse_v6(name: &str) -> Option<IpAddr> {
+    let body = name.strip_suffix(".ip6.arpa")?;
+    let nibbles: Vec<&str> = body.split('.').collect();
+    if nibbles.len() != 32 {
+        return None;
+    }
+    let mut v: u128 = 0;
+    for n in nibbles.iter().rev() {
+        if n.len() != 1 {
+            return None;
+        }
+        v = (v << 4) | u128::from(u8::from_str_radix(n, 16).ok()?);
+    }
+    Some(IpAddr::V6(Ipv6Addr::from(v)))
+}
+
+/// The address a reverse name of either family asks for.
+pub fn parse_reverse(name: &str) -> Option<IpAddr> {
+    parse_reverse_v4(name).or_else(|| parse_reverse_v6(name))
+}
+
+/// The reverse name of an address: `d.c.b.a.in-addr.arpa` or 32 nibbles
+/// and `ip6.arpa`.
+pub fn reverse_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+        }
+        IpAddr::V6(a) => {
+            let mut s = String::with_capacity(72);
+            for b in a.octets().iter().rev() {
+                s.push_str(&format!("{:x}.{:x}.", b & 0xf, b >> 4));
+            }
+            s.push_str("ip6.arpa");
+            s
+        }
+    }
 }
 
 #[cfg(test)]
@@ -72,13 +108,21 @@ mod tests {
         assert_eq!(parse_reverse_v4("256.0.18.172.in-addr.arpa"), None);
         assert_eq!(parse_reverse_v4("02.0.18.172.in-addr.arpa"), None);
         assert_eq!(reverse_name("172.18.0.2".parse().unwrap()), "2.0.18.172.in-addr.arpa");
+        let v6: IpAddr = "fd00:1::2".parse().unwrap();
+        let r = reverse_name(v6);
+        assert_eq!(r, "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.0.0.d.f.ip6.arpa");
+        assert_eq!(parse_reverse(&r), Some(v6));
+        assert_eq!(parse_reverse_v6("2.0.ip6.arpa"), None);
+        assert_eq!(parse_reverse_v6(&r.replacen('2', "22", 1)), None);
     }
 
     proptest! {
         #[test]
-        fn reverse_roundtrip(a in any::<[u8; 4]>()) {
-            let ip = Ipv4Addr::from(a);
-            prop_assert_eq!(parse_reverse_v4(&reverse_name(ip)), Some(IpAddr::V4(ip)));
+        fn reverse_roundtrip(a in any::<[u8; 4]>(), b in any::<[u8; 16]>()) {
+            let ip = IpAddr::V4(Ipv4Addr::from(a));
+            prop_assert_eq!(parse_reverse(&reverse_name(ip)), Some(ip));
+            let ip = IpAddr::V6(Ipv6Addr::from(b));
+            prop_assert_eq!(parse_reverse(&reverse_name(ip)), Some(ip));
         }
 
         #[test]
@@ -89,7 +133,7 @@ mod tests {
                     prop_assert_eq!(format!("{c}.{net}"), n.clone());
                 }
             }
-            let _ = parse_reverse_v4(&s);
+            let _ = parse_reverse(&s);
         }
     }
 }

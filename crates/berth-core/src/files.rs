@@ -62,9 +62,10 @@ pub fn render_resolv(host: &str, override_ns: &[IpAddr]) -> String {
 
 /// resolv.conf of a container on a user-defined network: berth's resolver
 /// for that network (which forwards what is not a container name to the
-/// `--dns` servers or the host's), then the host's search and options.
-pub fn render_resolv_embedded(host: &str, server: IpAddr) -> String {
-    let mut s = format!("nameserver {server}\n");
+/// `--dns` servers or the host's) on each of its gateways, then the
+/// host's search and options.
+pub fn render_resolv_embedded(host: &str, servers: &[IpAddr]) -> String {
+    let mut s: String = servers.iter().map(|ip| format!("nameserver {ip}\n")).collect();
     for line in host.lines() {
         let t = line.trim();
         if t.starts_with("search ") || t.starts_with("domain ") || t.starts_with("options ") {
@@ -93,8 +94,10 @@ mod tests {
 
     #[test]
     fn resolv_embedded() {
-        let r = render_resolv_embedded("nameserver 127.0.0.53\nsearch corp\n", "172.18.0.1".parse().unwrap());
+        let r = render_resolv_embedded("nameserver 127.0.0.53\nsearch corp\n", &["172.18.0.1".parse().unwrap()]);
         assert_eq!(r, "nameserver 172.18.0.1\nsearch corp\n");
+        let r = render_resolv_embedded("", &["172.18.0.1".parse().unwrap(), "fd00::1".parse().unwrap()]);
+        assert_eq!(r, "nameserver 172.18.0.1\nnameserver fd00::1\n");
     }
 
     #[test]

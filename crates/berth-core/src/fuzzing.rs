@@ -49,7 +49,7 @@ pub fn cidr_and_options(data: &[u8]) {
     let _ = crate::names::validate_name(s);
     let _ = crate::names::validate_hostname(s);
     let _ = crate::dns::normalize(s);
-    let _ = crate::dns::parse_reverse_v4(s);
+    let _ = crate::dns::parse_reverse(s);
 }
 
 /// The daemon's JSON configuration file.
@@ -69,7 +69,7 @@ pub fn api_bodies(data: &[u8]) {
         let _ = request::validate_policy(&p, "x");
     }
     if let Ok(req) = serde_json::from_slice::<NetworkCreate>(data) {
-        let pools = subnets::default_pools();
+        let pools = subnets::with_default_pools(vec![], b"fuzz");
         let host: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let ctx = NetworkContext {
             networks: vec![("berth0", "berth0", vec!["172.17.0.0/16".parse().unwrap()])],
@@ -79,9 +79,11 @@ pub fn api_bodies(data: &[u8]) {
             default_icc: true,
         };
         if let Ok(n) = request::validate_network_create(&req, &ctx, &"0".repeat(64), 0) {
-            let c = &n.ipam[0];
-            assert!(c.subnet.contains(&c.gateway));
-            assert!(n.bridge.len() <= 15);
+            assert!(!n.ipam.is_empty() && n.ipam.len() <= 2);
+            for c in &n.ipam {
+                assert!(c.subnet.contains(&c.gateway));
+            }
+            assert!(n.bridge().len() <= 15);
         }
     }
 }

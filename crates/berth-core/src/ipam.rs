@@ -81,7 +81,7 @@ pub fn allocate(
         .or_else(|| if start > lo { first_free(lo, start - 1, &used, &res) } else { None });
     found
         .map(|v| from_u128(v, like))
-        .ok_or_else(|| CoreError::AddressPoolExhausted(network.to_string()))
+        .ok_or_else(|| CoreError::AddressPoolExhausted { network: network.to_string(), family: if like.is_ipv6() { "IPv6" } else { "IPv4" } })
 }
 
 /// The lowest address in `[a, b]` that is neither used nor reserved. Runs in
@@ -144,7 +144,7 @@ mod tests {
             got.push(ip.to_string());
         }
         assert_eq!(got, ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"]);
-        assert_eq!(allocate(&c, &used, cursor, "n"), Err(CoreError::AddressPoolExhausted("n".into())));
+        assert_eq!(allocate(&c, &used, cursor, "n"), Err(CoreError::AddressPoolExhausted { network: "n".into(), family: "IPv4" }));
         used.remove(&"10.0.0.3".parse().unwrap());
         assert_eq!(allocate(&c, &used, cursor, "n").unwrap().to_string(), "10.0.0.3");
     }
@@ -172,6 +172,13 @@ mod tests {
     fn ipv6_allocation() {
         let c = cfg("fd00:1::/64", "fd00:1::1", None);
         assert_eq!(allocate(&c, &BTreeSet::new(), None, "n").unwrap().to_string(), "fd00:1::2");
+        // IPv4 addresses in use do not block IPv6 ones, and the last address is usable (no broadcast).
+        let c = cfg("fd00:1::/126", "fd00:1::1", None);
+        let used: BTreeSet<IpAddr> = ["fd00:1::2".parse().unwrap(), "0.0.0.3".parse().unwrap()].into();
+        assert_eq!(allocate(&c, &used, None, "n").unwrap().to_string(), "fd00:1::3");
+        let used: BTreeSet<IpAddr> = ["fd00:1::2".parse().unwrap(), "fd00:1::3".parse().unwrap()].into();
+        assert!(matches!(allocate(&c, &used, None, "n"), Err(CoreError::AddressPoolExhausted { family: "IPv6", .. })));
+        assert!(matches!(check_static(&c, "fd00:1::".parse().unwrap(), &BTreeSet::new(), "n"), Err(CoreError::IpReserved { .. })), "subnet-router anycast");
     }
 
     proptest! {

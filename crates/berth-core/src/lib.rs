@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod dns;
+pub mod driver;
 pub mod error;
 pub mod files;
 pub mod fuzzing;

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::model::{Endpoint, IpamConfig, Network};
+use crate::model::IpamConfig;
 
 /// Interface alias (`ip link set DEV alias berth`) that marks a link as
 /// berth's: the reconciler only ever deletes links carrying it.
@@ -49,65 +49,75 @@ pub fn bridge_mac(network_id: &str) -> String {
     format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", hx(0) | 0x80, hx(2), hx(4), hx(6))
 }
 
-/// A bridge we want: `ip link add NAME address MAC type bridge; ip addr add ADDR dev NAME; ip link set NAME mtu M up`.
+/// The kernel objects a network needs on this host, made by its driver's
+/// planner (`crate::driver`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkPlan {
+    Bridge(BridgePlan),
+}
+
+/// A bridge we want: `ip link add NAME address MAC type bridge; ip addr add
+/// ADDR dev NAME nodad; ip link set NAME mtu M up` (IPv6 on the bridge only
+/// when the network has an IPv6 block).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgePlan {
     pub name: String,
     pub mac: String,
-    /// Gateway addresses with the subnet's prefix, e.g. 172.17.0.1/16.
+    /// Gateway addresses with the subnet's prefix, e.g. 172.17.0.1/16 and fd00::1/64.
     pub addresses: Vec<IpNet>,
     pub mtu: u32,
     /// Only owned bridges are created, configured and deleted by berth.
     pub owned: bool,
 }
 
-pub fn bridge_plan(net: &Network) -> BridgePlan {
-    BridgePlan {
-        name: net.bridge.clone(),
-        mac: bridge_mac(&net.id),
-        addresses: net.ipam.iter().map(gateway_cidr).collect(),
-        mtu: net.mtu,
-        owned: net.bridge_owned,
-    }
-}
-
 pub fn gateway_cidr(c: &IpamConfig) -> IpNet {
     IpNet::new(c.gateway, c.subnet.prefix_len()).expect("prefix checked at validation")
 }
 
-/// A container's end of a network:
-/// `ip link add HOST type veth peer name IFNAME netns NS address MAC;
-///  ip link set HOST master BRIDGE up; ip -n NS addr add ADDR dev IFNAME;
-///  ip -n NS link set IFNAME up; ip -n NS route add default via GW`.
+/// How an endpoint's host side is attached to its network.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndpointPlan {
-    pub host_ifname: String,
-    /// The host end's MAC: the bridge's own, the same for every port of a
-    /// network. The host end is a bridge port only (no address, no IPv6),
-    /// so its MAC is never on the wire; and the bridge keeps one local
+pub enum PortPlan {
+    /// A veth pair whose host end is a port of `bridge`:
+    /// `ip link add HOST address HOST_MAC master BRIDGE type veth peer ...`.
+    /// The host end carries the bridge's own MAC, the same for every port
+    /// of a network: it is a bridge port only (no address, no IPv6), so
+    /// its MAC is never on the wire; and the bridge keeps one local
     /// forwarding entry per distinct port MAC, which it walks whenever a
     /// port is added (`br_fdb_unsync_static`): with one shared MAC that
     /// walk stays one entry long however many containers there are.
-    pub host_mac: String,
-    pub ifname: String,
-    pub mac: String,
-    pub address: IpNet,
-    /// Default route via this gateway (only the first network with one gets it).
-    pub default_gateway: Option<IpAddr>,
-    pub mtu: u32,
-    pub bridge: String,
+    BridgePort { bridge: String, host_mac: String },
 }
 
-pub fn endpoint_plan(net: &Network, ep: &Endpoint, default_route: bool) -> EndpointPlan {
-    EndpointPlan {
-        host_ifname: ep.host_ifname.clone(),
-        host_mac: bridge_mac(&net.id),
-        ifname: ep.ifname.clone(),
-        mac: ep.mac.clone(),
-        address: IpNet::new(ep.ip, ep.prefix_len).expect("prefix from subnet"),
-        default_gateway: if default_route { ep.gateway } else { None },
-        mtu: net.mtu,
-        bridge: net.bridge.clone(),
+/// A container's end of a network:
+/// `ip link add HOST type veth peer name IFNAME netns NS address MAC;
+///  ip link set HOST up; ip -n NS addr add ADDR dev IFNAME nodad (each
+///  family); ip -n NS link set IFNAME up; ip -n NS route add default via GW
+///  (and ip -6 ... via GW6)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointPlan {
+    pub host_ifname: String,
+    pub ifname: String,
+    pub mac: String,
+    /// One per family of the network.
+    pub addresses: Vec<IpNet>,
+    /// Default routes via these gateways (only the first network with a
+    /// gateway of a family gives the container its default route of it).
+    pub default_gateways: Vec<IpAddr>,
+    pub mtu: u32,
+    pub port: PortPlan,
+}
+
+impl EndpointPlan {
+    /// The bridge the host end is a port of.
+    pub fn bridge(&self) -> &str {
+        match &self.port {
+            PortPlan::BridgePort { bridge, .. } => bridge,
+        }
+    }
+
+    /// Whether the container's end needs IPv6 (an IPv6 address to carry).
+    pub fn has_ipv6(&self) -> bool {
+        self.addresses.iter().any(|a| a.addr().is_ipv6())
     }
 }
 

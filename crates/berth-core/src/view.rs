@@ -32,14 +32,39 @@ fn ports_map(c: &Container) -> Value {
     for e in &c.expose {
         m.entry(e.to_string()).or_insert(Value::Null);
     }
-    for p in &c.ports {
-        let v = m.entry(p.container.to_string()).or_insert(Value::Null);
+    for (port, ip, host_port) in c.bindings() {
+        let v = m.entry(port.to_string()).or_insert(Value::Null);
         if v.is_null() {
             *v = json!([]);
         }
-        v.as_array_mut().unwrap().push(json!({"HostIp": p.host_ip_text(), "HostPort": p.host_port.to_string()}));
+        v.as_array_mut().unwrap().push(json!({"HostIp": ip.to_string(), "HostPort": host_port.to_string()}));
     }
     Value::Object(m)
+}
+
+/// One endpoint as Docker shows it under `NetworkSettings.Networks.NAME`.
+fn endpoint_view(n: &Network, a: &crate::model::Attachment, links: Value) -> Value {
+    let e = a.endpoint.as_ref();
+    let v4 = e.and_then(|e| e.address(false));
+    let v6 = e.and_then(|e| e.address(true));
+    let mut ipam = Map::new();
+    for ip in &a.static_ips {
+        ipam.insert(if ip.is_ipv6() { "IPv6Address" } else { "IPv4Address" }.into(), json!(ip.to_string()));
+    }
+    json!({
+        "NetworkID": n.id,
+        "EndpointID": e.map(|e| e.id.clone()).unwrap_or_default(),
+        "Gateway": v4.and_then(|a| a.gateway).map(|g| g.to_string()).unwrap_or_default(),
+        "IPAddress": v4.map(|a| a.ip().to_string()).unwrap_or_default(),
+        "IPPrefixLen": v4.map(|a| a.addr.prefix_len()).unwrap_or(0),
+        "IPv6Gateway": v6.and_then(|a| a.gateway).map(|g| g.to_string()).unwrap_or_default(),
+        "GlobalIPv6Address": v6.map(|a| a.ip().to_string()).unwrap_or_default(),
+        "GlobalIPv6PrefixLen": v6.map(|a| a.addr.prefix_len()).unwrap_or(0),
+        "MacAddress": e.map(|e| e.mac.clone()).unwrap_or_default(),
+        "Aliases": a.aliases,
+        "IPAMConfig": if ipam.is_empty() { Value::Null } else { Value::Object(ipam) },
+        "Links": links,
+    })
 }
 
 /// The environment a container's processes get (Docker's `Config.Env`).
@@ -64,19 +89,9 @@ pub fn container_inspect(c: &Container, networks: &BTreeMap<String, Network>) ->
     let mut first: Option<Value> = None;
     for a in &c.attachments {
         let Some(n) = networks.get(&a.network_id) else { continue };
-        let e = a.endpoint.as_ref();
-        let v = json!({
-            "NetworkID": n.id,
-            "EndpointID": e.map(|e| e.id.clone()).unwrap_or_default(),
-            "Gateway": e.and_then(|e| e.gateway).map(|g| g.to_string()).unwrap_or_default(),
-            "IPAddress": e.map(|e| e.ip.to_string()).unwrap_or_default(),
-            "IPPrefixLen": e.map(|e| e.prefix_len).unwrap_or(0),
-            "MacAddress": e.map(|e| e.mac.clone()).unwrap_or_default(),
-            "Aliases": a.aliases,
-            "IPAMConfig": a.static_ip.map(|ip| json!({"IPv4Address": ip.to_string()})),
-            "Links": if n.predefined { Value::Null } else { json!(c.links.iter().map(|l| format!("{}:{}", l.name, l.alias)).collect::<Vec<_>>()) },
-        });
-        if first.is_none() && e.is_some() {
+        let links = if n.predefined { Value::Null } else { json!(c.links.iter().map(|l| format!("{}:{}", l.name, l.alias)).collect::<Vec<_>>()) };
+        let v = endpoint_view(n, a, links);
+        if first.is_none() && a.endpoint.is_some() {
             first = Some(v.clone());
         }
         nets.insert(n.name.clone(), v);
@@ -130,6 +145,9 @@ pub fn container_inspect(c: &Container, networks: &BTreeMap<String, Network>) ->
             "IPAddress": first.get("IPAddress").cloned().unwrap_or(json!("")),
             "IPPrefixLen": first.get("IPPrefixLen").cloned().unwrap_or(json!(0)),
             "Gateway": first.get("Gateway").cloned().unwrap_or(json!("")),
+            "GlobalIPv6Address": first.get("GlobalIPv6Address").cloned().unwrap_or(json!("")),
+            "GlobalIPv6PrefixLen": first.get("GlobalIPv6PrefixLen").cloned().unwrap_or(json!(0)),
+            "IPv6Gateway": first.get("IPv6Gateway").cloned().unwrap_or(json!("")),
             "MacAddress": first.get("MacAddress").cloned().unwrap_or(json!("")),
             "Networks": nets,
         },
@@ -147,9 +165,10 @@ pub fn network_inspect<'a>(n: &Network, containers: impl IntoIterator<Item = &'a
     for c in containers {
         for a in c.attachments.iter().filter(|a| a.network_id == n.id) {
             if let Some(e) = &a.endpoint {
+                let addr = |v6: bool| e.address(v6).map(|a| a.addr.to_string()).unwrap_or_default();
                 ctrs.insert(
                     c.id.clone(),
-                    json!({"Name": c.name, "EndpointID": e.id, "MacAddress": e.mac, "IPv4Address": format!("{}/{}", e.ip, e.prefix_len), "IPv6Address": ""}),
+                    json!({"Name": c.name, "EndpointID": e.id, "MacAddress": e.mac, "IPv4Address": addr(false), "IPv6Address": addr(true)}),
                 );
             }
         }
@@ -158,7 +177,7 @@ pub fn network_inspect<'a>(n: &Network, containers: impl IntoIterator<Item = &'a
     if n.predefined {
         options.insert("icc".into(), json!(n.options.icc.to_string()));
         options.insert("masquerade".into(), json!(n.options.masquerade.to_string()));
-        options.insert("bridge_name".into(), json!(n.bridge));
+        options.insert("bridge_name".into(), json!(n.bridge()));
         options.insert("mtu".into(), json!(n.mtu.to_string()));
     }
     json!({
@@ -167,7 +186,8 @@ pub fn network_inspect<'a>(n: &Network, containers: impl IntoIterator<Item = &'a
         "Created": rfc3339(n.created),
         "Scope": "local",
         "Driver": n.driver.as_str(),
-        "EnableIPv6": false,
+        "EnableIPv6": n.ipv6().is_some(),
+        "EnableIPv4": n.ipv4().is_some(),
         "IPAM": {
             "Driver": "default",
             "Options": {},
@@ -184,7 +204,7 @@ pub fn network_inspect<'a>(n: &Network, containers: impl IntoIterator<Item = &'a
         "Containers": ctrs,
         "Options": options,
         "Labels": {},
-        "Berth": {"Bridge": n.bridge, "BridgeOwned": n.bridge_owned, "Icc": n.options.icc, "Masquerade": n.options.masquerade, "MTU": n.mtu},
+        "Berth": {"Bridge": n.bridge(), "BridgeOwned": n.owns_bridge(), "Icc": n.options.icc, "Masquerade": n.options.masquerade, "MTU": n.mtu},
     })
 }
 
@@ -203,7 +223,12 @@ pub fn container_summary(c: &Container, networks: &BTreeMap<String, Network>, no
     let nets: Vec<Value> = c
         .attachments
         .iter()
-        .filter_map(|a| networks.get(&a.network_id).map(|n| json!({"Name": n.name, "IPAddress": a.endpoint.as_ref().map(|e| e.ip.to_string()).unwrap_or_default()})))
+        .filter_map(|a| {
+            networks.get(&a.network_id).map(|n| {
+                let ip = |v6: bool| a.endpoint.as_ref().and_then(|e| e.address(v6)).map(|x| x.ip().to_string()).unwrap_or_default();
+                json!({"Name": n.name, "IPAddress": ip(false), "GlobalIPv6Address": ip(true)})
+            })
+        })
         .collect();
     json!({
         "Id": c.id,
@@ -212,7 +237,7 @@ pub fn container_summary(c: &Container, networks: &BTreeMap<String, Network>, no
         "Created": c.created,
         "State": c.state.status.as_str(),
         "Status": status,
-        "Ports": c.ports.iter().map(|p| json!({"IP": p.host_ip_text(), "PrivatePort": p.container.port, "PublicPort": p.host_port, "Type": p.container.proto.as_str()})).collect::<Vec<_>>(),
+        "Ports": c.bindings().iter().map(|(p, ip, hp)| json!({"IP": ip.to_string(), "PrivatePort": p.port, "PublicPort": hp, "Type": p.proto.as_str()})).collect::<Vec<_>>(),
         "Networks": nets,
     })
 }

@@ -19,41 +19,49 @@ fn golden(name: &str, text: &str) {
     assert_eq!(text, want, "rendered ruleset differs from {name}; BLESS=1 to accept");
 }
 
-fn net(name: &str, bridge: &str, subnet: &str, internal: bool, icc: bool, masq: bool) -> Network {
-    let subnet: ipnet::IpNet = subnet.parse().unwrap();
+fn net(name: &str, bridge: &str, subnets: &[&str], internal: bool, icc: bool, masq: bool) -> Network {
     Network {
         id: format!("{name:0<64}"),
         name: name.into(),
-        driver: Driver::Bridge,
-        ipam: vec![IpamConfig {
-            subnet,
-            gateway: berth_core::ipam::from_u128(berth_core::ipam::to_u128(subnet.network()) + 1, subnet.addr()),
-            ip_range: None,
-            user_subnet: true,
-        }],
+        driver: Driver::Bridge(BridgeDriver { name: bridge.into(), owned: true }),
+        ipam: subnets
+            .iter()
+            .map(|s| {
+                let subnet: ipnet::IpNet = s.parse().unwrap();
+                IpamConfig {
+                    subnet,
+                    gateway: berth_core::ipam::from_u128(berth_core::ipam::to_u128(subnet.network()) + 1, subnet.addr()),
+                    ip_range: None,
+                    user_subnet: true,
+                }
+            })
+            .collect(),
         internal,
         mtu: 1500,
         options: NetworkOptions { icc, masquerade: masq },
         raw_options: BTreeMap::new(),
-        bridge: bridge.into(),
-        bridge_owned: true,
         created: 0,
-        predefined: false,
+        predefined: name == "berth0",
     }
 }
 
-fn container(name: &str, net: &Network, ip: &str) -> Container {
+fn container(name: &str, net: &Network, ips: &[&str]) -> Container {
     let mut c = Container::new(&format!("{name:0<64}"), name, ContainerKind::Run { cmd: vec!["true".into()] }, 0);
     c.state.status = RunState::Running;
     c.attachments = vec![Attachment {
         network_id: net.id.clone(),
-        static_ip: None,
+        static_ips: vec![],
         aliases: vec![],
         endpoint: Some(Endpoint {
             id: format!("{name:e<64}"),
-            ip: ip.parse().unwrap(),
-            prefix_len: 16,
-            gateway: Some(net.ipam[0].gateway),
+            addresses: ips
+                .iter()
+                .map(|ip| {
+                    let ip: std::net::IpAddr = ip.parse().unwrap();
+                    let cfg = net.ipam_for(ip).unwrap();
+                    EndpointAddress { addr: ipnet::IpNet::new(ip, cfg.subnet.prefix_len()).unwrap(), gateway: Some(cfg.gateway) }
+                })
+                .collect(),
             mac: String::new(),
             host_ifname: String::new(),
             ifname: "eth0".into(),
@@ -70,18 +78,18 @@ fn empty_table() {
 
 #[test]
 fn option_matrix() {
-    let nets = [net("berth0", "berth0", "172.17.0.0/16", false, true, true),
-        net("quiet", "bth-quiet0000", "10.10.0.0/24", false, false, true),
-        net("backend", "bth-backend00", "10.20.0.0/24", true, true, true),
-        net("routed", "br-routed", "10.30.0.0/24", false, true, false)];
-    let mut first = container("first", &nets[1], "10.10.0.2");
+    let nets = [net("berth0", "berth0", &["172.17.0.0/16"], false, true, true),
+        net("quiet", "bth-quiet0000", &["10.10.0.0/24"], false, false, true),
+        net("backend", "bth-backend00", &["10.20.0.0/24"], true, true, true),
+        net("routed", "br-routed", &["10.30.0.0/24"], false, true, false)];
+    let mut first = container("first", &nets[1], &["10.10.0.2"]);
     first.expose = vec![PortProto { port: 80, proto: Proto::Tcp }];
     first.ports = vec![
         PortMapping { host_ip: None, host_port: 32768, container: PortProto { port: 80, proto: Proto::Tcp } },
         PortMapping { host_ip: Some("127.0.0.1".parse().unwrap()), host_port: 5353, container: PortProto { port: 53, proto: Proto::Udp } },
     ];
-    let second = container("second", &nets[1], "10.10.0.3");
-    let mut third = container("third", &nets[1], "10.10.0.4");
+    let second = container("second", &nets[1], &["10.10.0.3"]);
+    let mut third = container("third", &nets[1], &["10.10.0.4"]);
     third.links = vec![Link { name: "first".into(), alias: "firsttest".into() }];
     let policies = vec![
         Policy {
@@ -104,6 +112,48 @@ fn option_matrix() {
     assert!(elems.contains(&Element::InternalBridge("bth-backend00".into())));
     assert!(!elems.contains(&Element::MasqBridge("bth-backend00".into())), "internal networks are never masqueraded");
     assert!(!elems.contains(&Element::MasqBridge("br-routed".into())));
-    assert_eq!(elems.iter().filter(|e| matches!(e, Element::Link4 { .. })).count(), 2, "one link to two exposed ports (80/tcp exposed and published, 53/udp published)");
+    assert_eq!(elems.iter().filter(|e| matches!(e, Element::Link { .. })).count(), 2, "one link to two exposed ports (80/tcp exposed and published, 53/udp published)");
     golden("matrix.nft", &render_reset_script(&elems));
+}
+
+/// The same options on dual-stack and IPv6-only networks: every address
+/// element exists once per family, IPv6 policies and `[::1]` mappings.
+#[test]
+fn dual_stack_matrix() {
+    let nets = [net("berth0", "berth0", &["172.17.0.0/16", "fd00:17::/64"], false, true, true),
+        net("quiet6", "bth-quiet6000", &["10.10.0.0/24", "fd00:10::/64"], false, false, true),
+        net("only6", "bth-only60000", &["fd00:20::/64"], true, true, true)];
+    let mut first = container("first", &nets[1], &["10.10.0.2", "fd00:10::2"]);
+    first.expose = vec![PortProto { port: 80, proto: Proto::Tcp }];
+    first.ports = vec![
+        PortMapping { host_ip: None, host_port: 8080, container: PortProto { port: 80, proto: Proto::Tcp } },
+        PortMapping { host_ip: Some("::1".parse().unwrap()), host_port: 8081, container: PortProto { port: 80, proto: Proto::Tcp } },
+        PortMapping { host_ip: Some("127.0.0.1".parse().unwrap()), host_port: 5353, container: PortProto { port: 53, proto: Proto::Udp } },
+    ];
+    let mut third = container("third", &nets[1], &["10.10.0.4", "fd00:10::4"]);
+    third.links = vec![Link { name: "first".into(), alias: "firsttest".into() }];
+    let lonely = container("lonely", &nets[2], &["fd00:20::2"]);
+    let policies = vec![
+        Policy {
+            id: "p1".into(),
+            action: PolicyAction::Deny,
+            from: "2001:db8::/32".parse().unwrap(),
+            to: PolicyTarget { container: "first".into(), ports: Some((80, 80)), proto: Some(Proto::Tcp) },
+        },
+        Policy {
+            id: "p2".into(),
+            action: PolicyAction::Allow,
+            from: "fd00:99::/48".parse().unwrap(),
+            to: PolicyTarget { container: "lonely".into(), ports: None, proto: None },
+        },
+    ];
+    let live = [&first, &third, &lonely];
+    let elems = all_elements(nets.iter(), &live, &policies);
+    let count = |set: &str| elems.iter().filter(|e| e.set() == set).count();
+    assert_eq!((count("links4"), count("links6")), (2, 2), "a link to two exposed ports in each family");
+    assert_eq!((count("ports_any4"), count("ports_any6"), count("ports_addr4"), count("ports_addr6")), (1, 1, 1, 1));
+    assert_eq!((count("deny4"), count("deny6"), count("guarded6")), (0, 1, 1), "policies only in their family");
+    assert_eq!((count("subnets4"), count("subnets6")), (2, 3));
+    assert_eq!((count("resolvers4"), count("resolvers6")), (1, 2), "user networks' resolvers on each gateway, none on the default network");
+    golden("matrix6.nft", &render_reset_script(&elems));
 }

@@ -6,17 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use berth_core::config::DaemonConfig;
-use berth_core::model::{Driver, IpamConfig, Network, NetworkOptions, DEFAULT_NETWORK};
-use berth_core::subnets::{choose_subnet, AddressPool};
-use ipnet::IpNet;
+use berth_core::model::Network;
+use berth_core::subnets::AddressPool;
+use berth_linux::kernel::Kernel;
 use tracing::{info, warn};
 
 use crate::error::Result;
 use crate::firewall::Firewall;
-use crate::kernel::Kernel;
 use crate::state::State;
 use crate::store::{Op, Store};
-use crate::util::{new_id, now};
 
 pub struct Daemon {
     pub cfg: DaemonConfig,
@@ -31,7 +29,9 @@ pub struct Daemon {
     pub exe: PathBuf,
     /// Runtime handle for per-container exit watchers (None in unit tests).
     pub rt: Option<tokio::runtime::Handle>,
-    forwarding_on: AtomicBool,
+    /// Address pools of both families, defaults filled in.
+    pub pools: Vec<AddressPool>,
+    pub host: crate::service::host::HostSettings,
     /// A background retry of a broken store is running.
     store_retrying: AtomicBool,
     /// A handle on ourselves for watcher tasks.
@@ -46,6 +46,7 @@ impl Daemon {
             std::fs::create_dir_all(dir).map_err(|e| crate::error::DaemonError::Internal(format!("mkdir {}: {e}", dir.display())))?;
         }
         let store = Store::open(&cfg.root.join("berth.db"))?;
+        let cfg_pools = cfg.pools.clone();
         let state = State::from_snapshot(store.load()?);
         let d = Arc::new(Daemon {
             cfg,
@@ -57,7 +58,8 @@ impl Daemon {
             exiting: Default::default(),
             exe: PathBuf::from("/proc/self/exe"),
             rt,
-            forwarding_on: AtomicBool::new(false),
+            pools: berth_core::subnets::with_default_pools(cfg_pools, &crate::util::machine_id()),
+            host: Default::default(),
             store_retrying: AtomicBool::new(false),
             me: OnceLock::new(),
         });
@@ -166,137 +168,9 @@ impl Daemon {
         })
     }
 
-    /// Sysctls berth relies on in this namespace.
-    fn kernel_prerequisites(&self) {
-        // icc and links filter traffic between ports of one bridge: bridged
-        // IPv4 must pass through the inet hooks (br_netfilter), as with Docker.
-        match self.kernel.sysctl("net.bridge.bridge-nf-call-iptables", "1") {
-            Ok(true) => info!("enabled net.bridge.bridge-nf-call-iptables (icc and links filter bridged traffic)"),
-            Ok(false) => {}
-            Err(e) => warn!("cannot enable bridge-nf-call-iptables, icc=false and links will not filter: {e}"),
-        }
-    }
-
-    /// Turns on IPv4 forwarding the first time a network with a way out
-    /// exists, unless `--ip-forward=false`.
-    pub fn ensure_forwarding(&self) {
-        if !self.cfg.ip_forward || self.forwarding_on.load(Ordering::Relaxed) {
-            return;
-        }
-        let needed = self.st().networks.values().any(|n| !n.internal);
-        if !needed {
-            return;
-        }
-        match self.kernel.sysctl("net.ipv4.ip_forward", "1") {
-            Ok(changed) => {
-                if changed {
-                    info!("enabled net.ipv4.ip_forward: containers on non-internal networks need the host to route");
-                }
-                self.forwarding_on.store(true, Ordering::Relaxed);
-            }
-            Err(e) => warn!("cannot enable net.ipv4.ip_forward: {e}"),
-        }
-    }
-
-    pub fn forwarding_enabled(&self) -> bool {
-        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map(|s| s.trim() == "1").unwrap_or(false)
-    }
-
     /// Bridges of all berth networks (to exclude their own routes when
     /// looking for free subnets).
     pub fn bridge_names(&self) -> Vec<String> {
-        self.st().networks.values().map(|n| n.bridge.clone()).collect()
-    }
-
-    /// Creates or adopts the default network per the configuration. Its
-    /// subnet is 172.17.0.0/16 unless that collides with a host address or
-    /// route (e.g. Docker's docker0), then the next free /16 of 172.18–172.31;
-    /// `--bip` fixes it; an existing bridge that berth did not create
-    /// (`--bridge br0`) is adopted with its address and never deleted.
-    fn init_default_network(&self) -> Result<()> {
-        let existing = self.st().networks.values().find(|n| n.predefined).cloned();
-        if self.cfg.bridge == "none" {
-            if let Some(n) = existing {
-                if self.st().users_of(&n.id).is_empty() {
-                    self.st().networks.remove(&n.id);
-                    self.commit(&[Op::DelNetwork(&n.id)], true)?;
-                    if n.bridge_owned {
-                        self.kernel.delete_link(&n.bridge)?;
-                    }
-                }
-            }
-            return Ok(());
-        }
-        let bridge = self.cfg.bridge.clone();
-        let owned = match self.kernel.link_owned(&bridge)? {
-            None => true,
-            Some(marked) => marked || existing.as_ref().is_some_and(|n| n.bridge == bridge && n.bridge_owned),
-        };
-        let (subnet, gateway) = if let Some(bip) = self.cfg.bip {
-            (bip.trunc(), bip.addr())
-        } else if let (false, Some(addr)) = (owned, self.kernel.link_addresses(&bridge)?.and_then(|a| a.first().copied())) {
-            (addr.trunc(), addr.addr())
-        } else if let Some(n) = existing.as_ref().filter(|n| n.bridge == bridge && !n.ipam[0].user_subnet) {
-            (n.ipam[0].subnet, n.ipam[0].gateway)
-        } else {
-            let others: Vec<IpNet> = {
-                let st = self.st();
-                st.networks.values().filter(|n| !n.predefined).flat_map(|n| n.ipam.iter().map(|c| c.subnet)).collect()
-            };
-            let host = self.kernel.host_nets(&self.bridge_names())?;
-            let pools: Vec<AddressPool> =
-                (17..=31).map(|b| AddressPool { base: format!("172.{b}.0.0/16").parse().unwrap(), size: 16 }).collect();
-            let s = choose_subnet(&pools, &others, &host)?;
-            (s, berth_core::ipam::from_u128(berth_core::ipam::to_u128(s.network()) + 1, s.addr()))
-        };
-        if let Some(f) = self.cfg.fixed_cidr {
-            if !(subnet.contains(&f.network()) && subnet.contains(&f.broadcast())) {
-                return Err(berth_core::CoreError::RangeOutsideSubnet { range: f, subnet }.into());
-            }
-        }
-        let mut want = Network {
-            id: existing.as_ref().map(|n| n.id.clone()).unwrap_or_else(new_id),
-            name: DEFAULT_NETWORK.to_string(),
-            driver: Driver::Bridge,
-            ipam: vec![IpamConfig {
-                subnet,
-                gateway,
-                ip_range: self.cfg.fixed_cidr,
-                user_subnet: self.cfg.bip.is_some() || !owned,
-            }],
-            internal: false,
-            mtu: self.cfg.mtu,
-            options: NetworkOptions { icc: self.cfg.icc, masquerade: true },
-            raw_options: Default::default(),
-            bridge: bridge.clone(),
-            bridge_owned: owned,
-            created: existing.as_ref().map(|n| n.created).unwrap_or_else(now),
-            predefined: true,
-        };
-        if let Some(old) = &existing {
-            if old.ipam != want.ipam || old.bridge != want.bridge {
-                let users = self.st().users_of(&old.id);
-                if !users.is_empty() {
-                    warn!(
-                        "default network settings changed but containers use it ({}): keeping {} on {}",
-                        users.join(", "),
-                        old.ipam[0].subnet,
-                        old.bridge
-                    );
-                    want.ipam = old.ipam.clone();
-                    want.bridge = old.bridge.clone();
-                    want.bridge_owned = old.bridge_owned;
-                } else if old.bridge != want.bridge && old.bridge_owned {
-                    self.kernel.delete_link(&old.bridge)?;
-                }
-            }
-            if *old == want {
-                return Ok(());
-            }
-        }
-        info!("default network {} on bridge {} ({}, icc={})", want.name, want.bridge, want.ipam[0].subnet, want.options.icc);
-        self.commit(&[Op::PutNetwork(&want)], true)?;
-        self.st().networks.insert(want.id.clone(), want);
-        Ok(())
+        self.st().networks.values().map(|n| n.bridge().to_string()).collect()
     }
 }

@@ -1,5 +1,6 @@
-//! The one error type of berth-daemon. Each variant maps to an HTTP status;
-//! its text is what the CLI prints after "Error response from daemon: ".
+//! The one error type of berth-daemon. Its text is what the CLI prints
+//! after "Error response from daemon: "; which HTTP status each variant
+//! gets is decided in the API layer (`api::error`).
 
 use berth_core::CoreError;
 use berth_linux::LinuxError;
@@ -26,19 +27,26 @@ pub enum DaemonError {
     BadRequest(String),
     #[error("{0}")]
     Internal(String),
+    /// A request failed, and undoing what it had done failed too: both
+    /// are reported, so nobody is left guessing what state things are in.
+    #[error("{error} (undoing it failed too: {rollback}; `berth reconcile` puts the kernel right)")]
+    RollbackFailed { error: Box<DaemonError>, rollback: Box<DaemonError> },
 }
 
 impl DaemonError {
-    pub fn status(&self) -> u16 {
+    /// `self`, or — when the undo `rollback` failed too — both.
+    pub fn with_rollback(self, rollback: Result<()>) -> DaemonError {
+        match rollback {
+            Ok(()) => self,
+            Err(r) => DaemonError::RollbackFailed { error: Box::new(self), rollback: Box::new(r) },
+        }
+    }
+
+    /// The request's own error, under any rollback failure.
+    pub fn cause(&self) -> &DaemonError {
         match self {
-            DaemonError::Invalid(e) => e.http_status(),
-            DaemonError::Conflict(_) => 409,
-            DaemonError::NotFound(_) => 404,
-            DaemonError::BadRequest(_) => 400,
-            DaemonError::Kernel(LinuxError::NotNetns(_)) => 400,
-            // 507 Insufficient Storage: the request changed nothing and can be retried.
-            DaemonError::StoreUnavailable(_) => 507,
-            DaemonError::Kernel(_) | DaemonError::Store(_) | DaemonError::Internal(_) => 500,
+            DaemonError::RollbackFailed { error, .. } => error.cause(),
+            e => e,
         }
     }
 }

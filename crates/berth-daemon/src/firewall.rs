@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use berth_core::nft::Element;
 
 use crate::error::Result;
-use crate::kernel::Kernel;
+use berth_linux::kernel::Kernel;
 
 pub type Owner = String;
 

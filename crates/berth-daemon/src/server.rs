@@ -10,7 +10,7 @@ use tracing::info;
 
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
-use crate::kernel::LinuxKernel;
+use berth_linux::kernel::LinuxKernel;
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn serve(cfg: DaemonConfig) -> Result<()> {

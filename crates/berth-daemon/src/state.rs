@@ -36,8 +36,10 @@ impl Containers {
         self.by_lname.entry(c.name.to_ascii_lowercase()).or_default().insert(c.id.clone());
         for a in &c.attachments {
             if let Some(e) = &a.endpoint {
-                self.used.entry(a.network_id.clone()).or_default().insert(e.ip);
-                self.by_ip.insert((a.network_id.clone(), e.ip), c.id.clone());
+                for ip in e.ips() {
+                    self.used.entry(a.network_id.clone()).or_default().insert(ip);
+                    self.by_ip.insert((a.network_id.clone(), ip), c.id.clone());
+                }
             }
             for al in &a.aliases {
                 let l = al.to_ascii_lowercase();
@@ -64,12 +66,14 @@ impl Containers {
         }
         for a in &c.attachments {
             if let Some(e) = &a.endpoint {
-                if let Some(set) = self.used.get_mut(&a.network_id) {
-                    set.remove(&e.ip);
-                }
-                let key = (a.network_id.clone(), e.ip);
-                if self.by_ip.get(&key) == Some(&c.id) {
-                    self.by_ip.remove(&key);
+                for ip in e.ips() {
+                    if let Some(set) = self.used.get_mut(&a.network_id) {
+                        set.remove(&ip);
+                    }
+                    let key = (a.network_id.clone(), ip);
+                    if self.by_ip.get(&key) == Some(&c.id) {
+                        self.by_ip.remove(&key);
+                    }
                 }
             }
             for al in &a.aliases {
@@ -210,8 +214,9 @@ pub struct State {
     pub networks: BTreeMap<String, Network>,
     pub containers: Containers,
     pub policies: Vec<Policy>,
-    /// Last address handed out per network (allocation walks on from it).
-    pub cursors: HashMap<String, IpAddr>,
+    /// Last address handed out per network and family (true: IPv6);
+    /// allocation walks on from it.
+    pub cursors: HashMap<(String, bool), IpAddr>,
 }
 
 impl State {

@@ -19,3 +19,13 @@ pub fn new_id() -> String {
 pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
+
+/// What makes this host's defaults its own (the ULA pool): the machine id
+/// (systemd's, or D-Bus's), else the hostname.
+pub fn machine_id() -> Vec<u8> {
+    ["/etc/machine-id", "/var/lib/dbus/machine-id", "/proc/sys/kernel/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()))
+        .unwrap_or_default()
+        .into_bytes()
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use berth_core::config::{ConfigFile, DaemonConfig};
 use berth_core::request::{AttachRequest, NetworkCreate};
-use berth_daemon::fake::FakeKernel;
+use berth_linux::kernel::fake::FakeKernel;
 use berth_daemon::Daemon;
 use proptest::prelude::*;
 
@@ -66,7 +66,7 @@ fn failed_requests_roll_back() {
         assert_eq!(*k.links.lock().unwrap(), links, "links rolled back after {op} failed");
         assert_eq!(*k.elements.lock().unwrap(), elems, "elements rolled back after {op} failed");
     }
-    k.fail.lock().unwrap().insert("ensure_bridge");
+    k.fail.lock().unwrap().insert("ensure_network");
     assert!(d.network_create(&NetworkCreate { name: "n".into(), ..Default::default() }).is_err());
     k.fail.lock().unwrap().clear();
     assert_eq!(d.store.dump().unwrap(), store, "network create rolled back");

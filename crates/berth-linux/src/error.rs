@@ -11,6 +11,8 @@ pub enum LinuxError {
     Kernel { what: String, source: io::Error },
     #[error("{0} is not a network namespace")]
     NotNetns(String),
+    #[error("{0} is the daemon's own network namespace (the host's); containers need their own")]
+    OwnNamespace(String),
     #[error("nft: {0}")]
     Nft(String),
     #[error("malformed netlink reply: {0}")]

@@ -10,6 +10,7 @@
 pub mod bpf;
 pub mod conntrack;
 pub mod error;
+pub mod kernel;
 pub mod netlink;
 pub mod netns;
 pub mod nfnl;

@@ -125,11 +125,19 @@ fn elements_over_netlink_match_nft() {
     let add: BTreeSet<Element> = [
         Element::Bridge("berth0".into()),
         Element::BridgePair("berth0".into()),
-        Element::PortAny4 { proto: Proto::Tcp, host_port: 32768, addr: "172.17.0.2".parse().unwrap(), port: 80 },
-        Element::PortAddr4 { host_ip: "127.0.0.1".parse().unwrap(), proto: Proto::Udp, host_port: 53, addr: "172.17.0.3".parse().unwrap(), port: 5353 },
-        Element::Link4 { src: "172.17.0.4".parse().unwrap(), dst: "172.17.0.2".parse().unwrap(), proto: Proto::Tcp, port: 80 },
-        Element::Deny4 { src: ("10.0.0.0".parse().unwrap(), "10.0.255.255".parse().unwrap()), dst: "172.17.0.2".parse().unwrap(), protos: (6, 6), ports: PortRange(80, 80) },
-        Element::Guarded4 { dst: "172.17.0.2".parse().unwrap(), protos: (0, 255), ports: PortRange::ANY },
+        Element::PortAny { proto: Proto::Tcp, host_port: 32768, addr: "172.17.0.2".parse().unwrap(), port: 80 },
+        Element::PortAddr { host_ip: "127.0.0.1".parse().unwrap(), proto: Proto::Udp, host_port: 53, addr: "172.17.0.3".parse().unwrap(), port: 5353 },
+        Element::Link { src: "172.17.0.4".parse().unwrap(), dst: "172.17.0.2".parse().unwrap(), proto: Proto::Tcp, port: 80 },
+        Element::Deny { src: ("10.0.0.0".parse().unwrap(), "10.0.255.255".parse().unwrap()), dst: "172.17.0.2".parse().unwrap(), protos: (6, 6), ports: PortRange(80, 80) },
+        Element::Guarded { dst: "172.17.0.2".parse().unwrap(), protos: (0, 255), ports: PortRange::ANY },
+        // The same in IPv6.
+        Element::PortAny { proto: Proto::Tcp, host_port: 32768, addr: "fd00:17::2".parse().unwrap(), port: 80 },
+        Element::PortAddr { host_ip: "::1".parse().unwrap(), proto: Proto::Udp, host_port: 53, addr: "fd00:17::3".parse().unwrap(), port: 5353 },
+        Element::Link { src: "fd00:17::4".parse().unwrap(), dst: "fd00:17::2".parse().unwrap(), proto: Proto::Tcp, port: 80 },
+        Element::Deny { src: ("2001:db8::".parse().unwrap(), "2001:db8::ffff".parse().unwrap()), dst: "fd00:17::2".parse().unwrap(), protos: (6, 6), ports: PortRange(80, 80) },
+        Element::Guarded { dst: "fd00:17::2".parse().unwrap(), protos: (0, 255), ports: PortRange::ANY },
+        Element::Subnet { start: "fd00:17::".parse().unwrap(), end: "fd00:17::ffff:ffff:ffff:ffff".parse().unwrap(), bridge: "berth0".into() },
+        Element::Resolver { addr: "fd00:17::1".parse().unwrap(), bridge: "berth0".into() },
     ]
     .into();
     apply_elements(&BTreeSet::new(), &add).unwrap();
@@ -142,6 +150,13 @@ fn elements_over_netlink_match_nft() {
         "172.17.0.4 . 172.17.0.2 . tcp . 80",
         "10.0.0.0/16 . 172.17.0.2 . tcp . 80",
         "172.17.0.2 . 0-255 . 0-65535",
+        "tcp . 32768 : fd00:17::2 . 80",
+        "::1 . udp . 53 : fd00:17::3 . 5353",
+        "fd00:17::4 . fd00:17::2 . tcp . 80",
+        "2001:db8::/112 . fd00:17::2 . tcp . 80",
+        "fd00:17::2 . 0-255 . 0-65535",
+        "fd00:17::/64 . \"berth0\"",
+        "fd00:17::1 . \"berth0\"",
     ] {
         assert!(listed.contains(needle), "{needle} not in\n{listed}");
     }
@@ -155,7 +170,7 @@ fn elements_over_netlink_match_nft() {
     assert!(!cli::list_table().unwrap().unwrap().contains("32768"));
     // 10,000 elements in one batch.
     let many: BTreeSet<Element> = (0..10_000u16)
-        .map(|i| Element::PortAny4 { proto: Proto::Tcp, host_port: 20000 + i, addr: "172.17.0.2".parse().unwrap(), port: 20000 + i })
+        .map(|i| Element::PortAny { proto: Proto::Tcp, host_port: 20000 + i, addr: "172.17.0.2".parse().unwrap(), port: 20000 + i })
         .collect();
     let t = std::time::Instant::now();
     apply_elements(&BTreeSet::new(), &many).unwrap();

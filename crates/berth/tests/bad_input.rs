@@ -22,6 +22,8 @@ fn bad_requests_change_nothing() {
     s.ok(&["network", "create", "--subnet", "10.41.0.0/30", "tiny"]);
     s.run("one", &["--network", "used", "--ip", "10.40.0.5"], "sleep 1000");
     s.run("only", &["--network", "tiny"], "sleep 1000");
+    s.ok(&["network", "create", "--ipv6", "--subnet", "10.42.0.0/24", "--subnet", "fd00:42::/64", "used6"]);
+    s.run("six", &["--network", "used6", "--ip6", "fd00:42::5"], "sleep 1000");
 
     refused(&s, &["network", "create", "--subnet", "10.0.0.0/33", "x"], "invalid CIDR \"10.0.0.0/33\"");
     refused(&s, &["network", "create", "--subnet", "10.0.0/8", "x"], "invalid CIDR");
@@ -51,6 +53,25 @@ fn bad_requests_change_nothing() {
     refused(&s, &["attach", "--netns", "/proc/self/ns/mnt", "--name", "x"], "is not a network namespace");
     refused(&s, &["attach", "--netns", "/nonexistent", "--name", "x"], "is not a network namespace");
     refused(&s, &["rm", "one"], "You cannot remove a running container");
+    // IPv6.
+    refused(&s, &["network", "create", "--ipv6", "--subnet", "fd00:42:0:0:1::/80", "x"], "overlaps with network \"used6\"");
+    refused(&s, &["network", "create", "--ipv6", "--subnet", "fd00:43::/64", "--gateway", "fd00:44::1", "x"], "gateway fd00:44::1 is not in subnet fd00:43::/64");
+    refused(&s, &["network", "create", "--subnet", "10.50.0.0/24", "--gateway", "fd00:44::1", "x"], "not inside any of the given subnets");
+    refused(&s, &["network", "create", "--ipv6", "--subnet", "fd00:43::/127", "x"], "is too small");
+    refused(&s, &["network", "create", "--ipv6", "--subnet", "fe80::/64", "x"], "link-local range");
+    refused(&s, &["network", "create", "--ipv6", "--subnet", "ff05::/64", "x"], "multicast range");
+    refused(&s, &["network", "create", "--subnet", "fd00:43::/64", "--subnet", "fd00:44::/64", "x"], "more than one IPv6 subnet");
+    refused(&s, &["network", "create", "--ipv4=false", "x"], "needs IPv4 or IPv6");
+    refused(&s, &["network", "create", "--ipv6", "--mtu", "1200", "x"], "invalid MTU 1200");
+    refused(&s, &["run", "-d", "--name", "x", "--network", "used", "--ip6", "fd00:40::5", "--", "true"], "network used has no IPv6 subnet, so --ip6 cannot be used on it");
+    refused(&s, &["run", "-d", "--name", "x", "--network", "used6", "--ip", "fd00:42::9", "--", "true"], "--ip takes an IPv4 address");
+    refused(&s, &["run", "-d", "--name", "x", "--network", "used6", "--ip6", "fd00:42::5", "--", "true"], "address fd00:42::5 is already in use");
+    refused(&s, &["run", "-d", "--name", "x", "--network", "used6", "--ip6", "fd00:99::5", "--", "true"], "is not in subnet fd00:42::/64");
+    refused(&s, &["run", "-d", "--name", "x", "--network", "used", "-p", "[::1:8080:80", "--", "true"], "unterminated [IPv6] address");
+    refused(&s, &["run", "-d", "--name", "x", "--network", "used", "-p", "[fd00::zz]:8080:80", "--", "true"], "is not an IP address");
+    refused(&s, &["run", "-d", "--name", "x", "--network", "used", "-p", "[::1]:8080:80", "--", "true"], "the container has no IPv6 address");
+    refused(&s, &["network", "connect", "--ip6", "10.42.0.9", "used6", "one"], "--ip6 takes an IPv6 address");
+    refused(&s, &["policy", "deny", "--from", "fd00::/129", "--to", "six"], "invalid CIDR");
 }
 
 #[test]
@@ -68,6 +89,7 @@ fn api_bad_requests_change_nothing() {
     let Some(s) = Sandbox::new() else { return };
     s.ok(&["network", "create", "--subnet", "10.40.0.0/24", "used"]);
     s.run("one", &["--network", "used", "-p", "8080:80"], "sleep 1000");
+    s.ok(&["network", "create", "--ipv6", "--ipv4=false", "--subnet", "fd00:43::/64", "six"]);
     let huge = format!("{{\"Name\":\"{}\"}}", "x".repeat(2 << 20));
     let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
         ("POST", "/networks/create", b"{".to_vec(), "invalid request body"),
@@ -82,10 +104,13 @@ fn api_bad_requests_change_nothing() {
         ("POST", "/networks/create", br#"{"Name":"x","Options":{"bridge_name":"berth0"}}"#.to_vec(), "already used by network berth0"),
         ("POST", "/networks/create", br#"{"Name":"a/b"}"#.to_vec(), "invalid name"),
         ("POST", "/networks/create", br#"{"Name":"x","Driver":"overlay"}"#.to_vec(), "unknown driver"),
-        ("POST", "/networks/create", br#"{"Name":"x","IPAM":{"Config":[{"Subnet":"10.1.0.0/16"},{"Subnet":"10.2.0.0/16"}]}}"#.to_vec(), "only one IPAM config"),
-        ("POST", "/networks/create", br#"{"Name":"x","IPAM":{"Config":[{"Subnet":"fd00::/64"}]}}"#.to_vec(), "IPv6 subnets are not supported yet"),
+        ("POST", "/networks/create", br#"{"Name":"x","IPAM":{"Config":[{"Subnet":"10.1.0.0/16"},{"Subnet":"10.2.0.0/16"}]}}"#.to_vec(), "more than one IPv4 subnet"),
+        ("POST", "/networks/create", br#"{"Name":"x","IPAM":{"Config":[{"Subnet":"fe80::/64"}]}}"#.to_vec(), "link-local range"),
+        ("POST", "/networks/create", br#"{"Name":"x","EnableIPv6":true,"IPAM":{"Config":[{"Subnet":"fd00:9::/64","Gateway":"fd00:8::1"}]}}"#.to_vec(), "is not in subnet"),
+        ("POST", "/networks/create", br#"{"Name":"x","EnableIPv4":false}"#.to_vec(), "needs IPv4 or IPv6"),
+        ("POST", "/networks/create", br#"{"Name":"x","EnableIPv6":"yes"}"#.to_vec(), "invalid request body"),
         ("POST", "/networks/create", br#"{"Name":"x","IPAM":{"Config":[{"Subnet":"10.40.0.0/16"}]}}"#.to_vec(), "overlaps with network"),
-        ("POST", "/networks/create", br#"{"Name":"x","IPAM":{"Config":[{"Gateway":"10.9.0.1"}]}}"#.to_vec(), "need --subnet"),
+        ("POST", "/networks/create", br#"{"Name":"x","IPAM":{"Config":[{"Gateway":"10.9.0.1"}]}}"#.to_vec(), "needs --subnet"),
         ("POST", "/containers/run", br#"{"Cmd":[]}"#.to_vec(), "no command given"),
         ("POST", "/containers/run", br#"{"Cmd":"true"}"#.to_vec(), "invalid request body"),
         ("POST", "/containers/run", br#"{"Cmd":["true"],"Publish":["70000:80"]}"#.to_vec(), "not a port number"),
@@ -115,7 +140,13 @@ fn api_bad_requests_change_nothing() {
         ("POST", "/policies", br#"{"Action":"deny","From":"10.0.0.0/33","To":"one"}"#.to_vec(), "invalid CIDR"),
         ("POST", "/policies", br#"{"Action":"deny","From":"10.0.0.1","To":"one:99999"}"#.to_vec(), "not a port or port range"),
         ("POST", "/policies", br#"{"Action":"deny","From":"10.0.0.1","To":"one two"}"#.to_vec(), "invalid name"),
-        ("POST", "/policies", br#"{"Action":"deny","From":"::1","To":"one"}"#.to_vec(), "only IPv4 sources"),
+        ("POST", "/policies", br#"{"Action":"deny","From":"fd00::/129","To":"one"}"#.to_vec(), "invalid CIDR"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Network":"used","Ip6":"fd00::5"}"#.to_vec(), "has no IPv6 subnet"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Network":"used","Publish":["[::1]:8081:80"]}"#.to_vec(), "the container has no IPv6 address"),
+        ("POST", "/containers/run", br#"{"Cmd":["true"],"Publish":["[::1:8081:80"]}"#.to_vec(), "unterminated"),
+        ("POST", "/networks/six/connect", br#"{"Container":"one","IPv6Address":"10.40.0.9"}"#.to_vec(), "--ip6 takes an IPv6 address"),
+        ("POST", "/networks/six/connect", br#"{"Container":"one","IPAddress":"10.40.0.9"}"#.to_vec(), "network six has no IPv4 subnet"),
+        ("POST", "/networks/create", br#"{"Name":"x","EnableIPv6":true,"IPAM":{"Config":[{"Subnet":"fd00:43:0:0:8000::/65"}]}}"#.to_vec(), "overlaps with network"),
         ("DELETE", "/policies/nosuch", b"".to_vec(), "no such policy"),
         ("POST", "/networks/used/connect", br#"{"Container":"ghost"}"#.to_vec(), "no such container: ghost"),
         ("POST", "/networks/used/connect", br#"{"Container":"one","IPAddress":"300.1.1.1"}"#.to_vec(), "invalid request body"),

@@ -7,7 +7,9 @@
 //! completion. After a crash the daemon finds those in-between states and
 //! finishes or undoes them (see berth-daemon's `recover`).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
 
 use serde::{Deserialize, Serialize};
 
@@ -95,15 +97,28 @@ pub enum EndpointState {
     Removing,
 }
 
-/// A live connection of a container to a network: an address and a veth pair.
+/// One address of an endpoint, with its prefix, and the gateway of its
+/// family (None on internal networks: no default route out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointAddress {
+    pub addr: IpNet,
+    pub gateway: Option<IpAddr>,
+}
+
+impl EndpointAddress {
+    pub fn ip(&self) -> IpAddr {
+        self.addr.addr()
+    }
+}
+
+/// A live connection of a container to a network: its addresses (one per
+/// family of the network) and a veth pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     /// 64 hex characters; the host-side veth name is derived from it.
     pub id: String,
-    pub ip: IpAddr,
-    pub prefix_len: u8,
-    /// None on internal networks: no default route out.
-    pub gateway: Option<IpAddr>,
+    /// IPv4 first, then IPv6.
+    pub addresses: Vec<EndpointAddress>,
     pub mac: String,
     /// Host end of the veth pair, e.g. `bthv1a2b3c4d5e6`.
     pub host_ifname: String,
@@ -112,14 +127,47 @@ pub struct Endpoint {
     pub state: EndpointState,
 }
 
+impl Endpoint {
+    pub fn ips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.addresses.iter().map(|a| a.ip())
+    }
+
+    /// The address of one family.
+    pub fn address(&self, v6: bool) -> Option<&EndpointAddress> {
+        self.addresses.iter().find(|a| a.ip().is_ipv6() == v6)
+    }
+
+    pub fn ipv4(&self) -> Option<Ipv4Addr> {
+        self.ips().find_map(|ip| match ip {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        })
+    }
+
+    pub fn ipv6(&self) -> Option<Ipv6Addr> {
+        self.ips().find_map(|ip| match ip {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        })
+    }
+}
+
 /// A container's membership of one network: what was asked for (static
-/// address, aliases) and, while the container runs, the live endpoint.
+/// addresses, aliases) and, while the container runs, the live endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
     pub network_id: String,
-    pub static_ip: Option<IpAddr>,
+    /// `--ip` and `--ip6`: at most one per family.
+    pub static_ips: Vec<IpAddr>,
     pub aliases: Vec<String>,
     pub endpoint: Option<Endpoint>,
+}
+
+impl Attachment {
+    /// The static address asked for in one family.
+    pub fn static_ip(&self, v6: bool) -> Option<IpAddr> {
+        self.static_ips.iter().copied().find(|ip| ip.is_ipv6() == v6)
+    }
 }
 
 /// `--link NAME[:ALIAS]`: resolved by name, so it follows a re-created container.
@@ -199,6 +247,38 @@ impl Container {
         self.ports.clear();
         self.state.status = RunState::Exited;
         self.state.exit_code = Some(128);
+    }
+
+    /// The address a published port of this container leads to in one
+    /// family: the first endpoint with an address of that family that has
+    /// a gateway (the network giving the default route of that family),
+    /// else the first with such an address.
+    pub fn publish_target(&self, v6: bool) -> Option<IpAddr> {
+        let addrs: Vec<&EndpointAddress> = self.endpoints().filter_map(|(_, e)| e.address(v6)).collect();
+        addrs.iter().find(|a| a.gateway.is_some()).or(addrs.first()).map(|a| a.ip())
+    }
+
+    /// Where the published ports can be reached, one entry per host
+    /// address and family: a port published on every address is
+    /// `0.0.0.0` for IPv4 and `::` for IPv6, each if the container has an
+    /// address of that family (what `berth port` and `inspect` show).
+    pub fn bindings(&self) -> Vec<(PortProto, IpAddr, u16)> {
+        let (v4, v6) = (self.publish_target(false).is_some(), self.publish_target(true).is_some());
+        let mut out = Vec::new();
+        for m in &self.ports {
+            match m.host_ip {
+                Some(ip) => out.push((m.container, ip, m.host_port)),
+                None => {
+                    if v4 {
+                        out.push((m.container, IpAddr::V4(Ipv4Addr::UNSPECIFIED), m.host_port));
+                    }
+                    if v6 {
+                        out.push((m.container, IpAddr::V6(Ipv6Addr::UNSPECIFIED), m.host_port));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Ports a linking container may open: `--expose` and the container side of `-p`.

@@ -7,8 +7,8 @@ mod policy;
 mod port;
 
 pub use container::{
-    Attachment, Container, ContainerKind, ContainerState, Endpoint, EndpointState, Link, RunState,
+    Attachment, Container, ContainerKind, ContainerState, Endpoint, EndpointAddress, EndpointState, Link, RunState,
 };
-pub use network::{Driver, IpamConfig, Network, NetworkOptions, DEFAULT_NETWORK, DEFAULT_NETWORK_ALIAS};
+pub use network::{BridgeDriver, Driver, IpamConfig, Network, NetworkOptions, DEFAULT_NETWORK, DEFAULT_NETWORK_ALIAS};
 pub use policy::{Policy, PolicyAction, PolicyTarget};
-pub use port::{PortMapping, PortProto, Proto};
+pub use port::{host_port_text, PortMapping, PortProto, Proto};

@@ -1,6 +1,6 @@
 //! Source-address policies: `berth policy deny|allow --from CIDR --to CONTAINER[:PORT[/PROTO]]`.
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::port::Proto;
@@ -34,6 +34,8 @@ pub struct PolicyTarget {
 pub struct Policy {
     pub id: String,
     pub action: PolicyAction,
-    pub from: Ipv4Net,
+    /// Sources of either family; a policy applies to the container's
+    /// addresses of the same family.
+    pub from: IpNet,
     pub to: PolicyTarget,
 }

@@ -56,18 +56,10 @@ pub struct PortMapping {
     pub container: PortProto,
 }
 
-impl PortMapping {
-    /// `0.0.0.0` when bound to every address, as `docker port` prints it.
-    pub fn host_ip_text(&self) -> String {
-        match self.host_ip {
-            Some(ip) => ip.to_string(),
-            None => "0.0.0.0".to_string(),
-        }
-    }
-}
-
-impl fmt::Display for PortMapping {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} -> {}:{}", self.container, self.host_ip_text(), self.host_port)
+/// `ADDR:PORT` as `docker port` prints it: `0.0.0.0:8080`, `[::]:8080`.
+pub fn host_port_text(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+        IpAddr::V4(a) => format!("{a}:{port}"),
     }
 }

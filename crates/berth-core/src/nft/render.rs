@@ -12,28 +12,40 @@ use super::element::Element;
 pub const TABLE_FAMILY: &str = "inet";
 pub const TABLE: &str = "berth";
 
-/// (name, nft type, flags) of every set and map, in listing order.
+/// (name, nft type, flags) of every set and map, in listing order; the
+/// address-bearing ones once per family.
 const SETS: &[(&str, &str, &str)] = &[
     ("bridges", "ifname", ""),
     ("internal_bridges", "ifname", ""),
     ("icc_off_bridges", "ifname", ""),
     ("masq_bridges", "ifname", ""),
     ("bridge_pairs", "ifname . ifname", ""),
-    ("hairpin4", "ipv4_addr . ifname", "interval"),
+    ("subnets4", "ipv4_addr . ifname", "interval"),
+    ("subnets6", "ipv6_addr . ifname", "interval"),
     ("resolver_addrs4", "ipv4_addr", ""),
+    ("resolver_addrs6", "ipv6_addr", ""),
     ("resolvers4", "ipv4_addr . ifname", ""),
+    ("resolvers6", "ipv6_addr . ifname", ""),
     ("links4", "ipv4_addr . ipv4_addr . inet_proto . inet_service", ""),
+    ("links6", "ipv6_addr . ipv6_addr . inet_proto . inet_service", ""),
     ("ports_any4", "inet_proto . inet_service : ipv4_addr . inet_service", ""),
+    ("ports_any6", "inet_proto . inet_service : ipv6_addr . inet_service", ""),
     ("ports_addr4", "ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service", ""),
+    ("ports_addr6", "ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service", ""),
     ("deny4", "ipv4_addr . ipv4_addr . inet_proto . inet_service", "interval"),
+    ("deny6", "ipv6_addr . ipv6_addr . inet_proto . inet_service", "interval"),
     ("allow4", "ipv4_addr . ipv4_addr . inet_proto . inet_service", "interval"),
+    ("allow6", "ipv6_addr . ipv6_addr . inet_proto . inet_service", "interval"),
     ("guarded4", "ipv4_addr . inet_proto . inet_service", "interval"),
+    ("guarded6", "ipv6_addr . inet_proto . inet_service", "interval"),
 ];
 
-/// The fixed chains. Order of rules matters and is explained inline.
+/// The fixed chains. Order of rules matters and is explained inline. Each
+/// rule that matches addresses is there once per family.
 const CHAINS: &str = r#"	chain raw_prerouting {
 		type filter hook prerouting priority raw; policy accept;
 		iifname != "lo" ip daddr 127.0.0.0/8 drop comment "loopback addresses only from the host itself (published 127.0.0.1 ports)"
+		iifname != "lo" ip6 daddr ::1 drop comment "and [::1] too"
 	}
 
 	chain nat_prerouting {
@@ -47,20 +59,24 @@ const CHAINS: &str = r#"	chain raw_prerouting {
 	}
 
 	chain publish {
-		dnat ip to ip daddr . meta l4proto . th dport map @ports_addr4 comment "-p HOSTIP:HOSTPORT:PORT"
-		dnat ip to meta l4proto . th dport map @ports_any4 comment "-p HOSTPORT:PORT"
+		meta nfproto ipv4 dnat ip to ip daddr . meta l4proto . th dport map @ports_addr4 comment "-p HOSTIP:HOSTPORT:PORT"
+		meta nfproto ipv4 dnat ip to meta l4proto . th dport map @ports_any4 comment "-p HOSTPORT:PORT"
+		meta nfproto ipv6 dnat ip6 to ip6 daddr . meta l4proto . th dport map @ports_addr6 comment "-p [HOSTIP]:HOSTPORT:PORT"
+		meta nfproto ipv6 dnat ip6 to meta l4proto . th dport map @ports_any6 comment "-p HOSTPORT:PORT, IPv6"
 	}
 
 	chain nat_postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
 		oifname @bridges ip saddr 127.0.0.0/8 masquerade comment "host loopback to a published port"
-		ct status dnat ip saddr . oifname @hairpin4 masquerade comment "hairpin: container to a published port on its own network"
+		ct status dnat ip saddr . oifname @subnets4 masquerade comment "hairpin: container to a published port on its own network"
+		ct status dnat ip6 saddr . oifname @subnets6 masquerade comment "hairpin, IPv6"
 		iifname @masq_bridges oifname != @bridges masquerade comment "containers to the outside"
 	}
 
 	chain forward {
 		type filter hook forward priority filter; policy accept;
 		ct state established,related accept comment "replies of allowed connections"
+		icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept comment "IPv6 neighbour discovery between containers (ARP's job in IPv4)"
 		oifname @bridges jump to_container
 		iifname @bridges jump from_container
 	}
@@ -80,6 +96,7 @@ const CHAINS: &str = r#"	chain raw_prerouting {
 	chain icc_off {
 		ct status dnat accept comment "published ports stay reachable via the host address"
 		ip saddr . ip daddr . meta l4proto . th dport @links4 accept comment "--link: exposed ports of linked containers"
+		ip6 saddr . ip6 daddr . meta l4proto . th dport @links6 accept comment "--link, IPv6"
 		drop comment "icc=false"
 	}
 
@@ -91,6 +108,8 @@ const CHAINS: &str = r#"	chain raw_prerouting {
 	chain policies {
 		ip saddr . ip daddr . meta l4proto . th dport @deny4 drop comment "berth policy deny"
 		ip daddr . meta l4proto . th dport @guarded4 ip saddr . ip daddr . meta l4proto . th dport != @allow4 drop comment "berth policy allow"
+		ip6 saddr . ip6 daddr . meta l4proto . th dport @deny6 drop comment "berth policy deny, IPv6"
+		ip6 daddr . meta l4proto . th dport @guarded6 ip6 saddr . ip6 daddr . meta l4proto . th dport != @allow6 drop comment "berth policy allow, IPv6"
 	}
 
 	chain output {
@@ -101,10 +120,12 @@ const CHAINS: &str = r#"	chain raw_prerouting {
 	chain input {
 		type filter hook input priority filter; policy accept;
 		meta l4proto { tcp, udp } th dport 53 ip daddr @resolver_addrs4 jump resolver comment "berth's embedded DNS"
+		meta l4proto { tcp, udp } th dport 53 ip6 daddr @resolver_addrs6 jump resolver comment "berth's embedded DNS, IPv6"
 	}
 
 	chain resolver {
-		ip daddr . iifname @resolvers4 ip saddr . iifname @hairpin4 accept comment "a container of the resolver's own network"
+		ip daddr . iifname @resolvers4 ip saddr . iifname @subnets4 accept comment "a container of the resolver's own network"
+		ip6 daddr . iifname @resolvers6 ip6 saddr . iifname @subnets6 accept comment "a container of the resolver's own network, IPv6"
 		drop comment "resolvers answer only their networks' containers"
 	}
 "#;

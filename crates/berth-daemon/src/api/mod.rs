@@ -3,6 +3,7 @@
 //! thread: the service code does synchronous netlink and disk I/O.
 
 mod containers;
+pub mod error;
 mod networks;
 mod policies;
 mod system;
@@ -11,12 +12,9 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Router;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use crate::daemon::Daemon;
 use crate::error::DaemonError;
@@ -26,21 +24,7 @@ pub const MAX_BODY: usize = 1 << 20;
 
 pub type Shared = Arc<Daemon>;
 
-/// An error answered as `{"message": "..."}` with the right status.
-pub struct ApiError(pub DaemonError);
-
-impl<E: Into<DaemonError>> From<E> for ApiError {
-    fn from(e: E) -> Self {
-        ApiError(e.into())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(json!({"message": self.0.to_string()}))).into_response()
-    }
-}
+pub use error::ApiError;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 

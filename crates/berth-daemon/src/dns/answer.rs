@@ -1,9 +1,9 @@
 //! Building responses: local answers, errors, truncation.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, PTR};
+use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 /// Names berth answers live for no time: a container started or removed is
@@ -34,14 +34,18 @@ pub fn response_to(q: &Message, code: ResponseCode) -> Message {
     r
 }
 
-/// An answer with A records (only for A queries; other types get NODATA).
-pub fn addresses(q: &Message, name: &Name, qtype: RecordType, ips: &[Ipv4Addr]) -> Message {
+/// An answer with the addresses of the asked family (A: IPv4, AAAA: IPv6,
+/// ANY: both; other types get NODATA).
+pub fn addresses(q: &Message, name: &Name, qtype: RecordType, ips: &[IpAddr]) -> Message {
     let mut r = response_to(q, ResponseCode::NoError);
     r.metadata.authoritative = true;
-    if qtype == RecordType::A || qtype == RecordType::ANY {
-        for ip in ips {
-            r.add_answer(Record::from_rdata(name.clone(), TTL, RData::A(A(*ip))));
-        }
+    for ip in ips {
+        let data = match (qtype, ip) {
+            (RecordType::A | RecordType::ANY, IpAddr::V4(a)) => RData::A(A(*a)),
+            (RecordType::AAAA | RecordType::ANY, IpAddr::V6(a)) => RData::AAAA(AAAA(*a)),
+            _ => continue,
+        };
+        r.add_answer(Record::from_rdata(name.clone(), TTL, data));
     }
     r
 }

@@ -7,17 +7,19 @@
 //! and reverse (PTR) names of their addresses. A name that belongs to a
 //! container the asker shares no network with is NXDOMAIN — never forwarded.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
-use berth_core::dns::{parse_reverse_v4, split_network_suffix};
+use berth_core::dns::{parse_reverse, split_network_suffix};
 use berth_core::model::Container;
 
 use crate::state::State;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// A name of ours: its IPv4 addresses (the receiving network's first).
-    Addresses(Vec<Ipv4Addr>),
+    /// A name of ours: its addresses of both families (the receiving
+    /// network's first); an A query answers with the IPv4 ones, AAAA with
+    /// the IPv6 ones (none of them: NODATA, never forwarded).
+    Addresses(Vec<IpAddr>),
     /// A reverse name of ours.
     Names(Vec<String>),
     /// Ours, but not for this asker (or an address of ours nobody holds).
@@ -39,15 +41,13 @@ fn visible_networks(st: &State, net_id: &str, asker: Option<&Container>) -> Vec<
     }
 }
 
-fn ipv4_on(c: &Container, net: &str) -> Option<Ipv4Addr> {
-    c.attachments.iter().find(|a| a.network_id == net).and_then(|a| match a.endpoint.as_ref()?.ip {
-        IpAddr::V4(ip) => Some(ip),
-        IpAddr::V6(_) => None,
-    })
+/// A container's addresses on one network.
+fn addrs_on(c: &Container, net: &str) -> Vec<IpAddr> {
+    c.attachments.iter().find(|a| a.network_id == net).and_then(|a| a.endpoint.as_ref()).map(|e| e.ips().collect()).unwrap_or_default()
 }
 
-fn push(out: &mut Vec<Ipv4Addr>, ip: Option<Ipv4Addr>) {
-    if let Some(ip) = ip {
+fn push(out: &mut Vec<IpAddr>, ips: Vec<IpAddr>) {
+    for ip in ips {
         if !out.contains(&ip) {
             out.push(ip);
         }
@@ -61,7 +61,7 @@ pub fn lookup(st: &State, net_id: &str, asker_ip: IpAddr, name: &str) -> Outcome
     // The receiving network's answers first.
     nets.sort_by_key(|n| n != net_id);
 
-    if let Some(ip) = parse_reverse_v4(name) {
+    if let Some(ip) = parse_reverse(name) {
         for n in &nets {
             if let Some(c) = st.containers.by_ip(n, ip) {
                 let net_name = &st.networks[n].name;
@@ -75,10 +75,10 @@ pub fn lookup(st: &State, net_id: &str, asker_ip: IpAddr, name: &str) -> Outcome
     let mut out = Vec::new();
     for n in &nets {
         for c in st.containers.by_lname(name) {
-            push(&mut out, ipv4_on(c, n));
+            push(&mut out, addrs_on(c, n));
         }
         for c in st.containers.with_alias(n, name) {
-            push(&mut out, ipv4_on(c, n));
+            push(&mut out, addrs_on(c, n));
         }
     }
     // The asker's links: `--link NAME:ALIAS` resolves ALIAS (and NAME).
@@ -86,7 +86,7 @@ pub fn lookup(st: &State, net_id: &str, asker_ip: IpAddr, name: &str) -> Outcome
         for l in a.links.iter().filter(|l| l.alias.eq_ignore_ascii_case(name) || l.name.eq_ignore_ascii_case(name)) {
             if let Some(t) = st.containers.by_name(&l.name) {
                 for n in &nets {
-                    push(&mut out, ipv4_on(t, n));
+                    push(&mut out, addrs_on(t, n));
                 }
             }
         }
@@ -95,10 +95,10 @@ pub fn lookup(st: &State, net_id: &str, asker_ip: IpAddr, name: &str) -> Outcome
     for (cname, netname) in split_network_suffix(name) {
         if let Some(n) = nets.iter().find(|n| st.networks[*n].name.eq_ignore_ascii_case(netname)) {
             for c in st.containers.by_lname(cname) {
-                push(&mut out, ipv4_on(c, n));
+                push(&mut out, addrs_on(c, n));
             }
             for c in st.containers.with_alias(n, cname) {
-                push(&mut out, ipv4_on(c, n));
+                push(&mut out, addrs_on(c, n));
             }
         }
     }

@@ -25,57 +25,69 @@ pub struct Dns {
     running: Mutex<HashMap<String, Vec<tokio::task::AbortHandle>>>,
 }
 
-/// Binds UDP and TCP on ADDR:53. IP_FREEBIND lets the resolver come up even
-/// if the bridge address is momentarily absent (reconcile restores it).
+/// Binds UDP and TCP on ADDR:53, with IP_FREEBIND (IPV6_FREEBIND for
+/// IPv6) set before the bind, so the resolver comes up even while the
+/// bridge address is momentarily absent (reconcile restores it), and
+/// IPv6 sockets IPv6-only (each family has its own address).
 fn bind(addr: SocketAddr) -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
-    use std::os::fd::AsRawFd;
-    let freebind = |fd: i32| {
-        let one: libc::c_int = 1;
-        // SAFETY: setsockopt with a pointer to a local int.
-        unsafe {
-            libc::setsockopt(fd, libc::SOL_IP, libc::IP_FREEBIND, &one as *const _ as *const libc::c_void, 4);
+    use socket2::{Domain, Protocol, Socket, Type};
+    let make = |ty: Type, proto: Protocol| -> std::io::Result<Socket> {
+        let s = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
+        if addr.is_ipv6() {
+            s.set_only_v6(true)?;
+            s.set_freebind_v6(true)?;
+        } else {
+            s.set_freebind_v4(true)?;
         }
+        s.set_reuse_address(true)?;
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into())?;
+        Ok(s)
     };
-    let udp = std::net::UdpSocket::bind(addr)?;
-    freebind(udp.as_raw_fd());
-    udp.set_nonblocking(true)?;
-    let tcp = std::net::TcpListener::bind(addr)?;
-    freebind(tcp.as_raw_fd());
-    tcp.set_nonblocking(true)?;
-    Ok((udp, tcp))
+    let udp = make(Type::DGRAM, Protocol::UDP)?;
+    let tcp = make(Type::STREAM, Protocol::TCP)?;
+    tcp.listen(128)?;
+    Ok((udp.into(), tcp.into()))
 }
 
 impl Daemon {
-    /// The resolver address of a network (its gateway), if it has one.
-    pub fn dns_address(net: &Network) -> Option<IpAddr> {
-        (!net.predefined).then(|| net.ipv4().map(|c| c.gateway)).flatten()
+    /// The resolver addresses of a network: its gateways (a user-defined
+    /// network's; the default network has no names).
+    pub fn dns_addresses(net: &Network) -> Vec<IpAddr> {
+        if net.predefined {
+            return vec![];
+        }
+        net.ipam.iter().map(|c| c.gateway).collect()
     }
 
-    /// Starts the resolver of a user-defined network (idempotent).
+    /// Starts the resolver of a user-defined network on each of its
+    /// gateways (idempotent).
     pub fn dns_start(&self, net: &Network) {
-        let (Some(rt), Some(me), Some(ip)) = (self.rt.clone(), self.me.get().and_then(|w| w.upgrade()), Self::dns_address(net)) else {
+        let (Some(rt), Some(me)) = (self.rt.clone(), self.me.get().and_then(|w| w.upgrade())) else {
             return;
         };
+        let addrs = Self::dns_addresses(net);
         let mut running = self.dns.running.lock().unwrap();
-        if running.contains_key(&net.id) {
+        if addrs.is_empty() || running.contains_key(&net.id) {
             return;
         }
-        let addr = SocketAddr::new(ip, 53);
-        let (udp, tcp) = match bind(addr) {
-            Ok(s) => s,
-            Err(e) => {
-                warn!("DNS for network {} on {addr}: {e}; containers there will not resolve names", net.name);
-                return;
-            }
-        };
         let _guard = rt.enter();
-        let (Ok(udp), Ok(tcp)) = (tokio::net::UdpSocket::from_std(udp), tokio::net::TcpListener::from_std(tcp)) else {
-            return;
-        };
-        let u = rt.spawn(server::serve_udp(me.clone(), net.id.clone(), Arc::new(udp))).abort_handle();
-        let t = rt.spawn(server::serve_tcp(me, net.id.clone(), tcp)).abort_handle();
-        running.insert(net.id.clone(), vec![u, t]);
-        info!("DNS for network {} on {addr}", net.name);
+        let mut tasks = Vec::new();
+        for ip in addrs {
+            let addr = SocketAddr::new(ip, 53);
+            let socks = bind(addr).and_then(|(u, t)| Ok((tokio::net::UdpSocket::from_std(u)?, tokio::net::TcpListener::from_std(t)?)));
+            let (udp, tcp) = match socks {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!("DNS for network {} on {addr}: {e}; containers there will not resolve names through it", net.name);
+                    continue;
+                }
+            };
+            tasks.push(rt.spawn(server::serve_udp(me.clone(), net.id.clone(), Arc::new(udp))).abort_handle());
+            tasks.push(rt.spawn(server::serve_tcp(me.clone(), net.id.clone(), tcp)).abort_handle());
+            info!("DNS for network {} on {addr}", net.name);
+        }
+        running.insert(net.id.clone(), tasks);
     }
 
     pub fn dns_stop(&self, net_id: &str) {

@@ -56,7 +56,7 @@ pub fn handle(d: &Daemon, net_id: &str, packet: &[u8], peer: IpAddr, over_tcp: b
         let Some((outcome, internal, custom)) = decide(d, net_id, peer, &s.name, true) else { return Reply::Drop };
         let fast = match &outcome {
             Outcome::Addresses(ips) => {
-                let rrs: Vec<wire::Rr> = if matches!(s.qtype, wire::TYPE_A | wire::TYPE_ANY) { ips.iter().map(|ip| wire::Rr::A(*ip)).collect() } else { vec![] };
+                let rrs = wire::address_records(s.qtype, ips);
                 wire::answer(packet, &s, wire::NOERROR, &rrs, answer::TTL, limit)
             }
             Outcome::Names(n) => {

@@ -4,7 +4,7 @@
 //! through hickory-proto. Pure and total: any input yields `None` or a
 //! well-formed answer (fuzzed in `fuzz/`, tested below).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A query the fast path understands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,7 @@ pub struct Simple {
 }
 
 pub const TYPE_A: u16 = 1;
+pub const TYPE_AAAA: u16 = 28;
 pub const TYPE_PTR: u16 = 12;
 pub const TYPE_ANY: u16 = 255;
 
@@ -84,9 +85,22 @@ pub fn parse(p: &[u8]) -> Option<Simple> {
     Some(Simple { id: u16::from_be_bytes([p[0], p[1]]), name, qtype, question_end, edns, rd: flags & 0x0100 != 0 })
 }
 
+/// The records of `ips` that answer a query of type `qtype` (A: IPv4,
+/// AAAA: IPv6, ANY: both; anything else: none, i.e. NODATA).
+pub fn address_records(qtype: u16, ips: &[IpAddr]) -> Vec<Rr<'static>> {
+    ips.iter()
+        .filter_map(|ip| match (qtype, ip) {
+            (TYPE_A | TYPE_ANY, IpAddr::V4(a)) => Some(Rr::A(*a)),
+            (TYPE_AAAA | TYPE_ANY, IpAddr::V6(a)) => Some(Rr::Aaaa(*a)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Records the fast path writes.
 pub enum Rr<'a> {
     A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
     Ptr(&'a str),
 }
 
@@ -107,6 +121,12 @@ pub fn answer(p: &[u8], q: &Simple, rcode: u8, rrs: &[Rr], ttl: u32, limit: usiz
     for rr in rrs {
         r.extend_from_slice(&[0xc0, 0x0c]);
         match rr {
+            Rr::Aaaa(ip) => {
+                r.extend_from_slice(&[0, 28, 0, 1]);
+                r.extend_from_slice(&ttl.to_be_bytes());
+                r.extend_from_slice(&[0, 16]);
+                r.extend_from_slice(&ip.octets());
+            }
             Rr::A(ip) => {
                 r.extend_from_slice(&[0, 1, 0, 1]);
                 r.extend_from_slice(&ttl.to_be_bytes());
@@ -141,7 +161,7 @@ pub fn answer(p: &[u8], q: &Simple, rcode: u8, rrs: &[Rr], ttl: u32, limit: usiz
 /// test): any bytes through the fast path and hickory-proto's parser.
 pub fn fuzz_entry(data: &[u8]) {
     if let Some(s) = parse(data) {
-        let a = answer(data, &s, NOERROR, &[Rr::A(Ipv4Addr::new(10, 0, 0, 1)), Rr::Ptr("a.b")], 0, 65535)
+        let a = answer(data, &s, NOERROR, &[Rr::A(Ipv4Addr::new(10, 0, 0, 1)), Rr::Aaaa(Ipv6Addr::LOCALHOST), Rr::Ptr("a.b")], 0, 65535)
             .expect("a 64 KiB limit always fits");
         assert!(hickory_proto::op::Message::from_vec(&a).is_ok(), "the fast path wrote an unparsable answer");
     }
@@ -183,6 +203,13 @@ mod tests {
             assert_eq!(m.answers[0].name.to_ascii(), "Web.App.");
             assert_eq!(m.edns.is_some(), edns);
         }
+        let p = q("Web.App.", RecordType::AAAA, false);
+        let s = parse(&p).unwrap();
+        let ips: Vec<IpAddr> = vec!["10.0.0.2".parse().unwrap(), "fd00::2".parse().unwrap()];
+        let a = answer(&p, &s, NOERROR, &address_records(s.qtype, &ips), 0, 512).unwrap();
+        let m = Message::from_vec(&a).unwrap();
+        assert_eq!(m.answers.len(), 1);
+        assert_eq!(m.answers[0].data.to_string(), "fd00::2");
         let p = q("2.0.0.10.in-addr.arpa.", RecordType::PTR, false);
         let s = parse(&p).unwrap();
         let a = answer(&p, &s, NOERROR, &[Rr::Ptr("db.app")], 0, 512).unwrap();

@@ -12,7 +12,7 @@ use berth_core::model::{
 use berth_core::names::{validate_hostname, validate_name};
 use berth_core::nft::{container_elements, Element};
 use berth_core::ports::parse_ports;
-use berth_core::request::{parse_env, parse_link, AttachRequest, RunRequest};
+use berth_core::request::{check_static_ips, parse_env, parse_link, AttachRequest, RunRequest};
 use berth_core::CoreError;
 use berth_linux::shim::{self, ShimSpec};
 use tracing::{info, warn};
@@ -21,7 +21,7 @@ use super::endpoint::{allocate, plans};
 use crate::daemon::Daemon;
 use crate::error::{DaemonError, Result};
 use crate::firewall::{ctr_owner, Owner};
-use crate::kernel::NsRef;
+use berth_linux::kernel::NsRef;
 use crate::state::State;
 use crate::store::Op;
 use crate::util::{new_id, now};
@@ -70,7 +70,9 @@ pub fn fw_wants(st: &State, c: &Container) -> Vec<(Owner, BTreeSet<Element>)> {
 /// Docker's link environment variables for alias `alias` of `target`.
 fn link_env(alias: &str, me: &str, target: &Container) -> Vec<(String, String)> {
     let prefix: String = alias.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
-    let Some(ip) = target.endpoints().map(|(_, e)| e.ip).next() else { return vec![] };
+    // Docker's link variables carry the IPv4 address; an IPv6-only target has only the other.
+    let ips: Vec<std::net::IpAddr> = target.endpoints().flat_map(|(_, e)| e.ips().collect::<Vec<_>>()).collect();
+    let Some(ip) = ips.iter().find(|i| i.is_ipv4()).or(ips.first()).copied() else { return vec![] };
     let mut v = vec![(format!("{prefix}_NAME"), format!("/{me}/{alias}"))];
     let ports = target.exposed_ports();
     if let Some(first) = ports.first() {
@@ -136,8 +138,8 @@ impl Daemon {
         let mut attachments = Vec::new();
         match net_key.as_str() {
             "none" => {
-                if req.ip.is_some() || !req.network_aliases.is_empty() || !req.publish.is_empty() {
-                    return Err(CoreError::InvalidConfig("--network none takes no --ip, --network-alias or -p".into()).into());
+                if req.ip.is_some() || req.ip6.is_some() || !req.network_aliases.is_empty() || !req.publish.is_empty() {
+                    return Err(CoreError::OptionsOnNoneNetwork.into());
                 }
             }
             "host" | "container" => return Err(CoreError::UnsupportedNetworkMode(net_key).into()),
@@ -147,9 +149,10 @@ impl Daemon {
                     validate_name(a)?;
                 }
                 if net.predefined && !req.network_aliases.is_empty() {
-                    return Err(CoreError::InvalidConfig("network-scoped aliases are supported only for containers in user defined networks".into()).into());
+                    return Err(CoreError::AliasesNeedUserNetwork.into());
                 }
-                attachments.push(Attachment { network_id: net.id.clone(), static_ip: req.ip, aliases: req.network_aliases.clone(), endpoint: None });
+                let static_ips = check_static_ips(net, req.ip, req.ip6)?;
+                attachments.push(Attachment { network_id: net.id.clone(), static_ips, aliases: req.network_aliases.clone(), endpoint: None });
             }
         }
         let (expose, publish) = parse_ports(&req.expose, &req.publish)?;
@@ -222,15 +225,13 @@ impl Daemon {
         // A start spawns a process, which reconcile could not clean up if the
         // intent were lost: it is made durable before anything is spawned.
         if let Err(e) = self.commit(&[Op::PutContainer(&c)], true) {
-            self.forget_start(&c, new);
-            return Err(e);
+            return Err(e.with_rollback(self.forget_start(&c, new)));
         }
         match self.launch(&c) {
             Ok(()) => Ok(id),
             Err(e) => {
                 warn!("starting {} failed: {e}", c.name);
-                self.forget_start(&c, new);
-                Err(e)
+                Err(e.with_rollback(self.forget_start(&c, new)))
             }
         }
     }
@@ -302,8 +303,9 @@ impl Daemon {
     }
 
     /// Rolls a failed start back: releases addresses and ports, forgets the
-    /// record of a new container (or returns an old one to Exited).
-    fn forget_start(&self, c: &Container, new: bool) {
+    /// record of a new container (or returns an old one to Exited). Says
+    /// what could not be undone.
+    fn forget_start(&self, c: &Container, new: bool) -> Result<()> {
         let record = {
             let mut st = self.st();
             if new {
@@ -316,20 +318,16 @@ impl Daemon {
                 })
             }
         };
-        if let Err(e) = self.sync_fw(c) {
-            warn!("firewall rollback for {}: {e}", c.name);
-        }
-        let r = match &record {
+        let fw = self.sync_fw(c);
+        let store = match &record {
             Some(rec) => self.commit(&[Op::PutContainer(rec)], false),
             None => self.commit(&[Op::DelContainer(&c.id)], false),
         };
-        if let Err(e) = r {
-            warn!("store rollback for {}: {e}", c.name);
-        }
         if new {
             let _ = std::fs::remove_dir_all(self.runtime_dir(&c.id));
             let _ = std::fs::remove_dir_all(self.log_path(&c.id).parent().unwrap());
         }
+        fw.and(store)
     }
 
     /// Writes /etc/hosts, /etc/resolv.conf and /etc/hostname of a run
@@ -343,14 +341,14 @@ impl Daemon {
         let (own, extra, resolver) = {
             let st = self.st();
             // The first user-defined network's resolver answers this container.
-            let resolver = c.attachments.iter().filter_map(|a| st.networks.get(&a.network_id)).find_map(Daemon::dns_address);
-            let own: Vec<_> = c.endpoints().map(|(_, e)| e.ip).collect();
+            let resolver = c.attachments.iter().filter_map(|a| st.networks.get(&a.network_id)).map(Daemon::dns_addresses).find(|a| !a.is_empty());
+            let own: Vec<_> = c.endpoints().flat_map(|(_, e)| e.ips().collect::<Vec<_>>()).collect();
             let mut extra = Vec::new();
             for l in &c.links {
                 if let Some(t) = st.container_by_name(&l.name).filter(|t| t.state.status.is_live()) {
-                    // The linked container's address on a network we share.
-                    let ip = t.endpoints().find(|(ta, _)| c.attachments.iter().any(|a| a.network_id == ta.network_id)).map(|(_, e)| e.ip);
-                    if let Some(ip) = ip {
+                    // The linked container's addresses on a network we share.
+                    let shared = t.endpoints().find(|(ta, _)| c.attachments.iter().any(|a| a.network_id == ta.network_id));
+                    for ip in shared.map(|(_, e)| e.ips().collect::<Vec<_>>()).unwrap_or_default() {
                         let mut names = vec![l.alias.clone()];
                         if l.alias != l.name {
                             names.push(l.name.clone());
@@ -363,7 +361,7 @@ impl Daemon {
         };
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let resolv = match resolver {
-            Some(ip) => render_resolv_embedded(&host_resolv, ip),
+            Some(ips) => render_resolv_embedded(&host_resolv, &ips),
             None => render_resolv(&host_resolv, &c.dns),
         };
         let w = |p: &Path, s: String| std::fs::write(p, s).map_err(|e| DaemonError::Internal(format!("write {}: {e}", p.display())));
@@ -543,20 +541,23 @@ impl Daemon {
             if st.container_by_name(&req.name).is_some() {
                 return Err(CoreError::DuplicateContainer(req.name.clone()).into());
             }
-            let net = st.network(req.network.as_deref().unwrap_or(DEFAULT_NETWORK))?.id.clone();
+            let net = st.network(req.network.as_deref().unwrap_or(DEFAULT_NETWORK))?;
+            let static_ips = check_static_ips(net, req.ip, req.ip6)?;
+            let net = net.id.clone();
             let mut c = Container::new(&id, &req.name, ContainerKind::Attached { netns: req.netns.clone() }, now());
             c.state = ContainerState { status: RunState::Starting, started_at: now(), ..ContainerState::created() };
-            c.attachments = vec![Attachment { network_id: net, static_ip: req.ip, aliases: vec![], endpoint: None }];
+            c.attachments = vec![Attachment { network_id: net, static_ips, aliases: vec![], endpoint: None }];
             (c.expose, c.publish) = (expose, publish);
             allocate(&mut st, &mut c, None)?;
             c.ports = super::ports::allocate(&st, self.kernel.as_ref(), &c)?;
             st.containers.insert(id.clone(), c.clone());
             c
         };
-        let undo = |d: &Daemon| {
+        let undo = |d: &Daemon| -> Result<()> {
             d.st().containers.remove(&id);
-            let _ = d.sync_fw(&c);
-            let _ = d.commit(&[Op::DelContainer(&id)], false);
+            let fw = d.sync_fw(&c);
+            let store = d.commit(&[Op::DelContainer(&id)], false);
+            fw.and(store)
         };
         let plans: Vec<_> = plans(&self.st(), &c).into_iter().map(|(_, p)| p).collect();
         let applied = self.with_intent(&[Op::PutContainer(&c)], || {
@@ -567,8 +568,7 @@ impl Daemon {
         });
         if let Err(e) = applied {
             self.unplumb(&plans.iter().map(|p| p.host_ifname.clone()).collect::<Vec<_>>());
-            undo(self);
-            return Err(e);
+            return Err(e.with_rollback(undo(self)));
         }
         self.forget_early_flows(&c);
         let done = {

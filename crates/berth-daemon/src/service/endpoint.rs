@@ -1,20 +1,22 @@
 //! Endpoints: allocating addresses for a container's networks and plumbing
 //! or removing its veth pairs. Shared by run, start, attach, connect.
 
+use berth_core::driver::{endpoint_plan, DefaultRoutes};
 use berth_core::ipam;
-use berth_core::model::{Container, Endpoint, EndpointState};
-use berth_core::plan::{endpoint_plan, mac_for, next_ifname, veth_name, EndpointPlan};
+use berth_core::model::{Container, Endpoint, EndpointAddress, EndpointState};
+use berth_core::plan::{mac_for, next_ifname, veth_name, EndpointPlan};
+use berth_linux::kernel::NsRef;
+use ipnet::IpNet;
 use tracing::warn;
 
 use crate::daemon::Daemon;
 use crate::error::Result;
-use crate::kernel::NsRef;
 use crate::state::State;
 use crate::util::new_id;
 
 /// Gives every attachment of `c` without an endpoint (or only the one for
-/// network `only`) an address and interface names. Pure apart from advancing
-/// the allocation cursors.
+/// network `only`) an address of each family of its network and interface
+/// names. Pure apart from advancing the allocation cursors.
 pub fn allocate(st: &mut State, c: &mut Container, only: Option<&str>) -> Result<()> {
     let mut ifnames: Vec<String> = c.endpoints().map(|(_, e)| e.ifname.clone()).collect();
     for a in c.attachments.iter_mut().filter(|a| only.is_none_or(|o| o == a.network_id)) {
@@ -22,32 +24,38 @@ pub fn allocate(st: &mut State, c: &mut Container, only: Option<&str>) -> Result
             continue;
         }
         let net = &st.networks[&a.network_id];
-        let cfg = net.ipv4().expect("bridge networks have an IPv4 block");
         let used = st.used_addresses(&net.id);
-        let ip = match a.static_ip {
-            Some(ip) => {
-                if !cfg.user_subnet && !net.predefined {
-                    return Err(berth_core::CoreError::StaticIpNeedsSubnet.into());
+        let mut addresses = Vec::new();
+        for cfg in &net.ipam {
+            let v6 = cfg.is_ipv6();
+            let ip = match a.static_ip(v6) {
+                Some(ip) => {
+                    if !cfg.user_subnet && !net.predefined {
+                        return Err(berth_core::CoreError::StaticIpNeedsSubnet.into());
+                    }
+                    ipam::check_static(cfg, ip, &used, &net.name)?;
+                    ip
                 }
-                ipam::check_static(cfg, ip, &used, &net.name)?;
-                ip
-            }
-            None => {
-                let ip = ipam::allocate(cfg, &used, st.cursors.get(&net.id).copied(), &net.name)?;
-                st.cursors.insert(net.id.clone(), ip);
-                ip
-            }
-        };
+                None => {
+                    let key = (net.id.clone(), v6);
+                    let ip = ipam::allocate(cfg, &used, st.cursors.get(&key).copied(), &net.name)?;
+                    st.cursors.insert(key, ip);
+                    ip
+                }
+            };
+            let addr = IpNet::new(ip, cfg.subnet.prefix_len()).expect("prefix from the subnet");
+            addresses.push(EndpointAddress { addr, gateway: if net.internal { None } else { Some(cfg.gateway) } });
+        }
         let id = new_id();
         let ifname = next_ifname(ifnames.iter().map(String::as_str));
         ifnames.push(ifname.clone());
+        // MACs follow the IPv4 address when there is one (see `mac_for`).
+        let mac_source = addresses.first().map(|a| a.ip()).expect("a network has at least one address block");
         a.endpoint = Some(Endpoint {
             host_ifname: veth_name(&id),
-            mac: mac_for(ip, &id),
+            mac: mac_for(mac_source, &id),
             id,
-            ip,
-            prefix_len: cfg.subnet.prefix_len(),
-            gateway: if net.internal { None } else { Some(cfg.gateway) },
+            addresses,
             ifname,
             state: EndpointState::Pending,
         });
@@ -56,17 +64,23 @@ pub fn allocate(st: &mut State, c: &mut Container, only: Option<&str>) -> Result
 }
 
 /// Kernel plans of a container's endpoints; the first endpoint with a
-/// gateway carries the default route.
+/// gateway of a family carries the default route of that family.
 pub fn plans(st: &State, c: &Container) -> Vec<(String, EndpointPlan)> {
-    let mut have_default = false;
+    let mut need = DefaultRoutes { v4: true, v6: true };
     c.attachments
         .iter()
         .filter_map(|a| {
             let ep = a.endpoint.as_ref()?;
             let net = st.networks.get(&a.network_id)?;
-            let default = ep.gateway.is_some() && !have_default;
-            have_default |= default;
-            Some((a.network_id.clone(), endpoint_plan(net, ep, default)))
+            let plan = endpoint_plan(net, ep, need);
+            for g in &plan.default_gateways {
+                if g.is_ipv6() {
+                    need.v6 = false;
+                } else {
+                    need.v4 = false;
+                }
+            }
+            Some((a.network_id.clone(), plan))
         })
         .collect()
 }
@@ -80,7 +94,7 @@ impl Daemon {
                 for done in &plans[..i] {
                     let _ = self.kernel.delete_link(&done.host_ifname);
                 }
-                return Err(e);
+                return Err(e.into());
             }
         }
         Ok(())

@@ -3,7 +3,9 @@
 //! failure, undo what was applied and forget the intent.
 
 pub mod container;
+pub mod default_network;
 pub mod endpoint;
+pub mod host;
 pub mod network;
 pub mod policy;
 pub mod ports;

@@ -1,33 +1,53 @@
 //! Networks: create, remove, prune, connect, disconnect.
 
+use berth_core::driver::{network_elements, network_plan};
 use berth_core::model::{Attachment, EndpointState, Network};
 use berth_core::names::validate_name;
-use berth_core::nft::network_elements;
-use berth_core::plan::bridge_plan;
-use berth_core::request::{validate_network_create, NetworkConnect, NetworkContext, NetworkCreate};
+use berth_core::request::{check_static_ips, validate_network_create, NetworkConnect, NetworkContext, NetworkCreate};
 use berth_core::CoreError;
+use berth_linux::kernel::NsRef;
 use tracing::{info, warn};
 
 use super::endpoint::{allocate, plans};
 use crate::daemon::Daemon;
-use crate::error::Result;
+use crate::error::{DaemonError, Result};
 use crate::firewall::net_owner;
-use crate::kernel::NsRef;
 use crate::store::Op;
 use crate::util::{new_id, now};
 
 impl Daemon {
+    /// Makes a network's kernel objects: its devices, what they need of the
+    /// host, and its firewall elements.
+    fn apply_network(&self, net: &Network) -> Result<()> {
+        self.kernel.ensure_network(&network_plan(net))?;
+        if net.ipv4().is_some() {
+            // Host-loopback access to published ports needs 127/8 routable to the bridge.
+            self.kernel.sysctl(&format!("net/ipv4/conf/{}/route_localnet", net.bridge()), "1")?;
+        }
+        self.fw.sync(self.kernel.as_ref(), || vec![(net_owner(&net.id), network_elements(net))])
+    }
+
+    /// Takes a network's kernel objects away (a bridge berth did not create
+    /// stays).
+    fn unapply_network(&self, net: &Network) -> Result<()> {
+        self.fw.sync(self.kernel.as_ref(), || vec![(net_owner(&net.id), Default::default())])?;
+        if net.owns_bridge() {
+            self.kernel.delete_link(net.bridge())?;
+        }
+        Ok(())
+    }
+
     /// `berth network create`.
     pub fn network_create(&self, req: &NetworkCreate) -> Result<Network> {
-        let needs_host = req.ipam.as_ref().is_none_or(|i| i.config.iter().all(|c| c.subnet.is_none()));
+        let needs_host = req.enable_ipv6 || req.ipam.as_ref().is_none_or(|i| i.config.iter().all(|c| c.subnet.is_none()));
         let host_nets = if needs_host { self.kernel.host_nets(&self.bridge_names())? } else { vec![] };
         let id = new_id();
         let net = {
             let mut st = self.st();
             let ctx = NetworkContext {
-                networks: st.networks.values().map(|n| (n.name.as_str(), n.bridge.as_str(), n.ipam.iter().map(|c| c.subnet).collect())).collect(),
+                networks: st.networks.values().map(|n| (n.name.as_str(), n.bridge(), n.ipam.iter().map(|c| c.subnet).collect())).collect(),
                 host_nets: &host_nets,
-                pools: &self.cfg.pools,
+                pools: &self.pools,
                 default_mtu: self.cfg.mtu,
                 default_icc: true,
             };
@@ -35,28 +55,22 @@ impl Daemon {
             st.networks.insert(id.clone(), net.clone());
             net
         };
-        let undo = |d: &Daemon| {
+        let undo = |d: &Daemon| -> Result<()> {
             d.st().networks.remove(&id);
-            let _ = d.fw.sync(d.kernel.as_ref(), || vec![(net_owner(&id), Default::default())]);
-            let _ = d.kernel.delete_link(&net.bridge);
-            let _ = d.commit(&[Op::DelNetwork(&id)], false);
+            let kernel = d.unapply_network(&net);
+            let store = d.commit(&[Op::DelNetwork(&id)], false);
+            kernel.and(store)
         };
         if let Err(e) = self.commit(&[Op::PutNetwork(&net)], true) {
-            undo(self);
-            return Err(e);
+            return Err(e.with_rollback(undo(self)));
         }
-        let applied = self
-            .kernel
-            .ensure_bridge(&bridge_plan(&net))
-            .and_then(|_| self.kernel.sysctl(&format!("net/ipv4/conf/{}/route_localnet", net.bridge), "1").map(drop))
-            .and_then(|_| self.fw.sync(self.kernel.as_ref(), || vec![(net_owner(&id), network_elements(&net))]));
-        if let Err(e) = applied {
-            undo(self);
-            return Err(e);
+        if let Err(e) = self.apply_network(&net) {
+            return Err(e.with_rollback(undo(self)));
         }
         self.ensure_forwarding();
         self.dns_start(&net);
-        info!("network {} created on bridge {} ({})", net.name, net.bridge, net.ipam[0].subnet);
+        let subnets: Vec<String> = net.ipam.iter().map(|c| c.subnet.to_string()).collect();
+        info!("network {} created on bridge {} ({})", net.name, net.bridge(), subnets.join(" and "));
         Ok(net)
     }
 
@@ -89,21 +103,12 @@ impl Daemon {
             self.st().networks.insert(net.id.clone(), net);
             return Err(e);
         }
-        let removed = self.fw.sync(self.kernel.as_ref(), || vec![(net_owner(&net.id), Default::default())]).and_then(|_| {
-            if net.bridge_owned {
-                self.kernel.delete_link(&net.bridge)
-            } else {
-                Ok(())
-            }
-        });
-        if let Err(e) = removed {
+        if let Err(e) = self.unapply_network(&net) {
             // Put everything back as it was.
             warn!("removing network {}: {e}; restoring it", net.name);
             self.st().networks.insert(net.id.clone(), net.clone());
-            let _ = self.commit(&[Op::PutNetwork(&net)], true);
-            let _ = self.kernel.ensure_bridge(&bridge_plan(&net));
-            let _ = self.fw.sync(self.kernel.as_ref(), || vec![(net_owner(&net.id), network_elements(&net))]);
-            return Err(e);
+            let restored = self.commit(&[Op::PutNetwork(&net)], true).and_then(|()| self.apply_network(&net));
+            return Err(e.with_rollback(restored));
         }
         self.dns_stop(&net.id);
         info!("network {} removed", net.name);
@@ -129,7 +134,7 @@ impl Daemon {
         Ok(removed)
     }
 
-    /// `berth network connect [--ip IP] [--alias A] NET CONTAINER`.
+    /// `berth network connect [--ip IP] [--ip6 IP] [--alias A] NET CONTAINER`.
     pub fn network_connect(&self, key: &str, req: &NetworkConnect) -> Result<()> {
         for a in &req.aliases {
             validate_name(a)?;
@@ -144,16 +149,21 @@ impl Daemon {
                 return Err(CoreError::AlreadyConnected { container: c.name, network: net.name.clone() }.into());
             }
             if net.predefined && !req.aliases.is_empty() {
-                return Err(CoreError::InvalidConfig("network-scoped aliases are supported only for containers in user defined networks".into()).into());
+                return Err(CoreError::AliasesNeedUserNetwork.into());
             }
-            c.attachments.push(Attachment { network_id: net_id.clone(), static_ip: req.ip, aliases: req.aliases.clone(), endpoint: None });
+            let static_ips = check_static_ips(net, req.ip, req.ip6)?;
+            c.attachments.push(Attachment { network_id: net_id.clone(), static_ips: static_ips.clone(), aliases: req.aliases.clone(), endpoint: None });
             let ns = if c.state.status == berth_core::model::RunState::Running { self.ns_of(&c) } else { None };
             if ns.is_some() {
                 allocate(&mut st, &mut c, Some(&net_id))?;
-            } else if let Some(ip) = req.ip {
-                // Check a static address now even if it is only used at the next start.
+            } else {
+                // Check static addresses now even if they are only used at the next start.
                 let n = &st.networks[&net_id];
-                berth_core::ipam::check_static(n.ipv4().unwrap(), ip, &st.used_addresses(&net_id), &n.name)?;
+                let used = st.used_addresses(&net_id);
+                for ip in &static_ips {
+                    let cfg = n.ipam_for(*ip).expect("checked above");
+                    berth_core::ipam::check_static(cfg, *ip, &used, &n.name)?;
+                }
             }
             st.containers.insert(cid, c.clone());
             (c, net_id, ns)
@@ -170,22 +180,21 @@ impl Daemon {
         }
         if let Some(ns) = ns {
             let plan = plans(&self.st(), &c).into_iter().find(|(n, _)| *n == net_id).map(|(_, p)| p).expect("just allocated");
-            let r = self.plumb(&ns, std::slice::from_ref(&plan)).and_then(|_| {
-                self.sync_fw(&c)
-            });
+            let r = self.plumb(&ns, std::slice::from_ref(&plan)).and_then(|_| self.sync_fw(&c));
             if let Err(e) = r {
                 self.unplumb(std::slice::from_ref(&plan.host_ifname));
                 restore(self);
                 let back = self.st().containers.get(&c.id).cloned();
-                if let Some(back) = back {
-                    let _ = self.commit(&[Op::PutContainer(&back)], false);
-                }
-                return Err(e);
+                let undone = match back {
+                    Some(back) => self.commit(&[Op::PutContainer(&back)], false),
+                    None => Ok(()),
+                };
+                return Err(e.with_rollback(undone));
             }
             let done = {
                 let mut st = self.st();
                 let Some(mut cur) = st.containers.get_mut(&c.id) else {
-                    return Err(crate::error::DaemonError::Conflict(format!("container {} was removed meanwhile", c.name)));
+                    return Err(DaemonError::Conflict(format!("container {} was removed meanwhile", c.name)));
                 };
                 for a in cur.attachments.iter_mut().filter(|a| a.network_id == net_id) {
                     if let Some(e) = a.endpoint.as_mut() {
@@ -194,7 +203,9 @@ impl Daemon {
                 }
                 cur.clone()
             };
-            let _ = self.commit(&[Op::PutContainer(&done)], false);
+            if let Err(e) = self.commit(&[Op::PutContainer(&done)], false) {
+                warn!("recording the connection of {}: {e}", done.name);
+            }
             let _ = self.write_runtime_files(&done);
         }
         Ok(())
@@ -242,4 +253,3 @@ impl Daemon {
         }
     }
 }
-

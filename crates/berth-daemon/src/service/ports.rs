@@ -11,7 +11,7 @@ use berth_core::ports::PublishSpec;
 use berth_core::CoreError;
 
 use crate::error::{DaemonError, Result};
-use crate::kernel::Kernel;
+use berth_linux::kernel::Kernel;
 use crate::state::State;
 
 /// Host ports berth mappings hold: (proto, port) → bound addresses (None = all).
@@ -108,9 +108,23 @@ pub fn allocate(st: &State, kernel: &dyn Kernel, c: &Container) -> Result<Vec<Po
     if c.publish.is_empty() && (!c.publish_all || c.expose.is_empty()) {
         return Ok(vec![]);
     }
+    // A host address of one family can only lead to a container address of
+    // the same family (nft cannot translate across families).
+    for s in &c.publish {
+        if let Some(ip) = s.host_ip {
+            if c.publish_target(ip.is_ipv6()).is_none() {
+                let (family, other) = if ip.is_ipv6() { ("IPv6", "127.0.0.1") } else { ("IPv4", "[::1]") };
+                return Err(CoreError::PublishUnreachable {
+                    spec: berth_core::model::host_port_text(ip, s.host_ports.map(|p| p.0).unwrap_or(0)),
+                    reason: format!("the container has no {family} address (its network has no {family} subnet); publish on {other} or on every address instead"),
+                }
+                .into());
+            }
+        }
+    }
     let range = kernel.ephemeral_range();
     if range.0 > range.1 {
-        return Err(CoreError::InvalidConfig("net.ipv4.ip_local_port_range is empty".into()).into());
+        return Err(DaemonError::Internal("net.ipv4.ip_local_port_range is empty: no random host ports can be given".into()));
     }
     let seed = (crate::util::now() as u32).wrapping_mul(2654435761) ^ (c.id.len() as u32 * 7919);
     let next = range.0 + (seed % ((range.1 - range.0) as u32 + 1)) as u16;

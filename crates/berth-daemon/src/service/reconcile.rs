@@ -3,14 +3,14 @@
 //! store does not know, never touches anything else. Runs at start and on
 //! `berth reconcile`; returns what it had to change (empty = all was in place).
 
+use berth_core::driver::network_plan;
 use berth_core::model::ContainerKind;
-use berth_core::plan::bridge_plan;
 use tracing::warn;
 
 use super::endpoint::plans;
 use crate::daemon::Daemon;
 use crate::error::Result;
-use crate::kernel::NsRef;
+use berth_linux::kernel::NsRef;
 
 /// `nft list` output in an order-independent form (hash sets list their
 /// elements in no fixed order).
@@ -32,21 +32,23 @@ impl Daemon {
         self.ensure_forwarding();
         let networks: Vec<_> = self.st().networks.values().cloned().collect();
         for n in &networks {
-            let existed = self.kernel.link_owned(&n.bridge)?.is_some();
-            self.kernel.ensure_bridge(&bridge_plan(n))?;
+            let existed = self.kernel.link_owned(n.bridge())?.is_some();
+            self.kernel.ensure_network(&network_plan(n))?;
             if !existed {
-                report.push(format!("created bridge {}", n.bridge));
+                report.push(format!("created bridge {}", n.bridge()));
             }
             // Host-loopback access to published ports needs 127/8 routable to the bridge.
-            if let Err(e) = self.kernel.sysctl(&format!("net/ipv4/conf/{}/route_localnet", n.bridge), "1") {
-                warn!("route_localnet on {}: {e}", n.bridge);
+            if n.ipv4().is_some() {
+                if let Err(e) = self.kernel.sysctl(&format!("net/ipv4/conf/{}/route_localnet", n.bridge()), "1") {
+                    warn!("route_localnet on {}: {e}", n.bridge());
+                }
             }
         }
         // Links berth owns that nothing in the store wants.
         let (bridges, veths): (Vec<String>, Vec<String>) = {
             let st = self.st();
             (
-                st.networks.values().map(|n| n.bridge.clone()).collect(),
+                st.networks.values().map(|n| n.bridge().to_string()).collect(),
                 st.containers.values().flat_map(|c| c.endpoints().map(|(_, e)| e.host_ifname.clone())).collect(),
             )
         };

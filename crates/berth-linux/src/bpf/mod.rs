@@ -23,7 +23,7 @@ pub mod sys;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{FromRawFd, OwnedFd};
 
 use berth_core::model::Proto;
@@ -39,8 +39,10 @@ pub type PortEntry = ((Ipv4Addr, u16), (Ipv4Addr, u16));
 /// The entry an nft element implies, if the programs handle it (TCP only).
 pub fn port_entry(e: &Element) -> Option<PortEntry> {
     match e {
-        Element::PortAny4 { proto: Proto::Tcp, host_port, addr, port } => Some(((Ipv4Addr::UNSPECIFIED, *host_port), (*addr, *port))),
-        Element::PortAddr4 { host_ip, proto: Proto::Tcp, host_port, addr, port } => Some(((*host_ip, *host_port), (*addr, *port))),
+        Element::PortAny { proto: Proto::Tcp, host_port, addr: IpAddr::V4(addr), port } => Some(((Ipv4Addr::UNSPECIFIED, *host_port), (*addr, *port))),
+        Element::PortAddr { host_ip: IpAddr::V4(host_ip), proto: Proto::Tcp, host_port, addr: IpAddr::V4(addr), port } => {
+            Some(((*host_ip, *host_port), (*addr, *port)))
+        }
         _ => None,
     }
 }
@@ -202,11 +204,11 @@ mod tests {
     #[test]
     fn only_tcp_mappings_are_translated() {
         let a = Ipv4Addr::new(10, 0, 0, 2);
-        let any = Element::PortAny4 { proto: Proto::Tcp, host_port: 8080, addr: a, port: 80 };
+        let any = Element::PortAny { proto: Proto::Tcp, host_port: 8080, addr: IpAddr::V4(a), port: 80 };
         assert_eq!(port_entry(&any), Some(((Ipv4Addr::UNSPECIFIED, 8080), (a, 80))));
-        let one = Element::PortAddr4 { host_ip: Ipv4Addr::LOCALHOST, proto: Proto::Tcp, host_port: 8080, addr: a, port: 80 };
+        let one = Element::PortAddr { host_ip: IpAddr::V4(Ipv4Addr::LOCALHOST), proto: Proto::Tcp, host_port: 8080, addr: IpAddr::V4(a), port: 80 };
         assert_eq!(port_entry(&one), Some(((Ipv4Addr::LOCALHOST, 8080), (a, 80))));
-        assert_eq!(port_entry(&Element::PortAny4 { proto: Proto::Udp, host_port: 53, addr: a, port: 53 }), None);
+        assert_eq!(port_entry(&Element::PortAny { proto: Proto::Udp, host_port: 53, addr: IpAddr::V4(a), port: 53 }), None);
         assert_eq!(port_entry(&Element::Bridge("berth0".into())), None);
     }
 }

@@ -2,7 +2,7 @@
 
 use ipnet::IpNet;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::RtSocket;
@@ -14,7 +14,9 @@ pub struct HostAddress {
     pub addr: IpNet,
 }
 
-/// `ip addr replace ADDR dev INDEX` (idempotent).
+/// `ip addr replace ADDR dev INDEX` (idempotent); IPv6 ones `nodad`:
+/// berth hands out each address once per network, so duplicate address
+/// detection would only hold the address back (tentative) for a second.
 pub fn add_address(sock: &mut RtSocket, index: u32, addr: IpNet) -> Result<()> {
     let mut m = AddressMessage::default();
     m.header.family = if addr.addr().is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
@@ -22,15 +24,16 @@ pub fn add_address(sock: &mut RtSocket, index: u32, addr: IpNet) -> Result<()> {
     m.header.index = index;
     m.attributes.push(AddressAttribute::Local(addr.addr()));
     m.attributes.push(AddressAttribute::Address(addr.addr()));
-    if addr.addr().is_ipv4() {
-        if let IpNet::V4(n) = addr {
-            if addr.prefix_len() < 31 {
-                m.attributes.push(AddressAttribute::Broadcast(n.broadcast()));
-            }
+    match addr {
+        IpNet::V4(n) if addr.prefix_len() < 31 => m.attributes.push(AddressAttribute::Broadcast(n.broadcast())),
+        IpNet::V4(_) => {}
+        IpNet::V6(_) => {
+            m.header.flags = AddressHeaderFlags::Nodad;
+            m.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
         }
     }
     sock.request(RouteNetlinkMessage::NewAddress(m), NLM_F_CREATE | NLM_F_REPLACE, || {
-        format!("ip addr replace {addr} dev #{index}")
+        format!("ip addr replace {addr} dev #{index}{}", if addr.addr().is_ipv6() { " nodad" } else { "" })
     })
 }
 
@@ -60,23 +63,23 @@ pub fn list_addresses(sock: &mut RtSocket) -> Result<Vec<HostAddress>> {
     Ok(out)
 }
 
-/// Calls `on_change` with the namespace's IPv4 addresses now, and again on
-/// a background thread after every change to them (`ip monitor address`):
-/// the thread waits on a socket subscribed to RTNLGRP_IPV4_IFADDR and,
-/// on any message (or a lost one, ENOBUFS), reads the whole list again
-/// rather than applying events one by one. Sockets belong to the namespace
-/// they were opened in, so this follows the calling thread's namespace.
-pub fn watch_ipv4_addresses(mut on_change: impl FnMut(Vec<std::net::Ipv4Addr>) + Send + 'static) -> Result<()> {
+/// Calls `on_change` with the namespace's addresses (both families) now,
+/// and again on a background thread after every change to them (`ip
+/// monitor address`): the thread waits on a socket subscribed to
+/// RTNLGRP_IPV4_IFADDR and RTNLGRP_IPV6_IFADDR and, on any message (or a
+/// lost one, ENOBUFS), reads the whole list again rather than applying
+/// events one by one. Sockets belong to the namespace they were opened in,
+/// so this follows the calling thread's namespace.
+pub fn watch_addresses(mut on_change: impl FnMut(Vec<std::net::IpAddr>) + Send + 'static) -> Result<()> {
     use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
     const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+    const RTMGRP_IPV6_IFADDR: u32 = 0x100;
     let what = || "ip monitor address".to_string();
     let mut events = Socket::new(NETLINK_ROUTE).map_err(|e| crate::LinuxError::kernel(what(), e))?;
-    events.bind(&SocketAddr::new(0, RTMGRP_IPV4_IFADDR)).map_err(|e| crate::LinuxError::kernel(what(), e))?;
+    events.bind(&SocketAddr::new(0, RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)).map_err(|e| crate::LinuxError::kernel(what(), e))?;
     let mut sock = RtSocket::open()?;
-    let v4 = |sock: &mut RtSocket| -> Result<Vec<std::net::Ipv4Addr>> {
-        Ok(list_addresses(sock)?.into_iter().filter_map(|a| if let std::net::IpAddr::V4(v) = a.addr.addr() { Some(v) } else { None }).collect())
-    };
-    on_change(v4(&mut sock)?);
+    let all = |sock: &mut RtSocket| -> Result<Vec<std::net::IpAddr>> { Ok(list_addresses(sock)?.into_iter().map(|a| a.addr.addr()).collect()) };
+    on_change(all(&mut sock)?);
     std::thread::Builder::new()
         .name("berth-addrwatch".into())
         .spawn(move || {
@@ -90,7 +93,7 @@ pub fn watch_ipv4_addresses(mut on_change: impl FnMut(Vec<std::net::Ipv4Addr>) +
                         return;
                     }
                 }
-                match v4(&mut sock) {
+                match all(&mut sock) {
                     Ok(list) => on_change(list),
                     Err(e) => {
                         tracing::warn!("ip addr show: {e}");

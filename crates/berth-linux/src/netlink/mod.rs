@@ -12,7 +12,7 @@ mod link;
 mod route;
 mod socket;
 
-pub use addr::{add_address, list_addresses, watch_ipv4_addresses, HostAddress};
+pub use addr::{add_address, list_addresses, watch_addresses, HostAddress};
 pub use link::{
     add_bridge, add_veth_into_netns, delete_link, link_index, list_links, set_link_down_by_name, set_link_up, set_port_up, set_up_without_ipv6_ll, LinkInfo,
 };

@@ -24,6 +24,9 @@ pub struct RunArgs {
     /// Static IPv4 address on that network.
     #[arg(long)]
     ip: Option<String>,
+    /// Static IPv6 address on that network (a network with --ipv6).
+    #[arg(long)]
+    ip6: Option<String>,
     /// Network-scoped alias (user-defined networks).
     #[arg(long = "network-alias")]
     network_aliases: Vec<String>,
@@ -64,8 +67,12 @@ pub struct AttachArgs {
     name: String,
     #[arg(long = "network", visible_alias = "net")]
     network: Option<String>,
+    /// Static IPv4 address.
     #[arg(long)]
     ip: Option<String>,
+    /// Static IPv6 address.
+    #[arg(long)]
+    ip6: Option<String>,
     #[arg(short = 'p', long = "publish")]
     publish: Vec<String>,
     #[arg(long)]
@@ -79,7 +86,7 @@ fn ip_opt(s: &Option<String>) -> Result<Option<std::net::IpAddr>> {
 pub async fn run(c: &Client, a: RunArgs) -> Result<u8> {
     let dns = a.dns.iter().map(|d| berth_core::subnets::parse_ip(d)).collect::<Result<Vec<_>, _>>()?;
     let body = json!({
-        "Name": a.name, "Hostname": a.hostname, "Network": a.network, "Ip": ip_opt(&a.ip)?,
+        "Name": a.name, "Hostname": a.hostname, "Network": a.network, "Ip": ip_opt(&a.ip)?, "Ip6": ip_opt(&a.ip6)?,
         "NetworkAliases": a.network_aliases, "Expose": a.expose, "Publish": a.publish, "PublishAll": a.publish_all,
         "Links": a.links, "LinkEnv": a.link_env, "Dns": dns, "Env": a.env, "Cmd": a.cmd,
     });
@@ -124,7 +131,7 @@ async fn follow(c: &Client, id: &str, stop_on_interrupt: bool) -> Result<u8> {
 }
 
 pub async fn attach(c: &Client, a: AttachArgs) -> Result<u8> {
-    let body = json!({"Netns": a.netns, "Name": a.name, "Network": a.network, "Ip": ip_opt(&a.ip)?, "Publish": a.publish, "Expose": a.expose});
+    let body = json!({"Netns": a.netns, "Name": a.name, "Network": a.network, "Ip": ip_opt(&a.ip)?, "Ip6": ip_opt(&a.ip6)?, "Publish": a.publish, "Expose": a.expose});
     let r = c.post("/containers/attach", &body).await?.json()?;
     println!("{}", r["Id"].as_str().unwrap_or_default());
     Ok(0)
@@ -141,7 +148,11 @@ fn ports_text(ports: &Value) -> String {
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|p| format!("{}:{}->{}/{}", p["IP"].as_str().unwrap_or_default(), p["PublicPort"], p["PrivatePort"], p["Type"].as_str().unwrap_or_default()))
+                .map(|p| {
+                    let ip: std::net::IpAddr = p["IP"].as_str().unwrap_or_default().parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+                    let host = berth_core::model::host_port_text(ip, p["PublicPort"].as_u64().unwrap_or(0) as u16);
+                    format!("{host}->{}/{}", p["PrivatePort"], p["Type"].as_str().unwrap_or_default())
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         })
@@ -166,7 +177,15 @@ pub async fn ps(c: &Client, all: bool, quiet: bool) -> Result<u8> {
             }
             let nets = x["Networks"]
                 .as_array()
-                .map(|n| n.iter().map(|n| format!("{}:{}", n["Name"].as_str().unwrap_or_default(), n["IPAddress"].as_str().unwrap_or_default())).collect::<Vec<_>>().join(", "))
+                .map(|n| {
+                    n.iter()
+                        .map(|n| {
+                            let ips: Vec<&str> = [n["IPAddress"].as_str(), n["GlobalIPv6Address"].as_str()].into_iter().flatten().filter(|s| !s.is_empty()).collect();
+                            format!("{}:{}", n["Name"].as_str().unwrap_or_default(), ips.join(","))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
                 .unwrap_or_default();
             vec![
                 x["Id"].as_str().unwrap_or_default()[..12].to_string(),
@@ -264,7 +283,8 @@ pub async fn port(c: &Client, name: &str, filter: Option<&str>) -> Result<u8> {
             }
             for b in ports[k].as_array().into_iter().flatten() {
                 found = true;
-                let host = format!("{}:{}", b["HostIp"].as_str().unwrap_or_default(), b["HostPort"].as_str().unwrap_or_default());
+                let ip: std::net::IpAddr = b["HostIp"].as_str().unwrap_or_default().parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+                let host = berth_core::model::host_port_text(ip, b["HostPort"].as_str().and_then(|p| p.parse().ok()).unwrap_or(0));
                 if want.is_some() {
                     println!("{host}");
                 } else {

@@ -33,6 +33,12 @@ pub struct DaemonArgs {
     /// Range of the default network containers get addresses from.
     #[arg(long)]
     fixed_cidr: Option<String>,
+    /// IPv6 on the default network too (with --fixed-cidr-v6, or a /64 from the IPv6 pools).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    ipv6: Option<bool>,
+    /// The default network's IPv6 subnet.
+    #[arg(long)]
+    fixed_cidr_v6: Option<String>,
     /// MTU of the default network [default: 1500].
     #[arg(long)]
     mtu: Option<u32>,
@@ -47,7 +53,9 @@ pub struct DaemonArgs {
     /// nft rules where the kernel cannot) [default: true].
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     socket_translation: Option<bool>,
-    /// Pool for automatic subnets: base=CIDR,size=N (repeatable).
+    /// Pool for automatic subnets: base=CIDR,size=N (repeatable; IPv4 or
+    /// IPv6; a family without one gets the defaults: Docker's IPv4 pools, a
+    /// unique local /48 derived from the machine id split into /64s).
     #[arg(long = "default-address-pool", value_name = "base=CIDR,size=N")]
     pools: Vec<String>,
     /// Log filter (error, warn, info, debug).
@@ -69,6 +77,8 @@ fn config(a: &DaemonArgs) -> Result<DaemonConfig, String> {
         bridge: a.bridge.clone(),
         bip: a.bip.clone(),
         fixed_cidr: a.fixed_cidr.clone(),
+        ipv6: a.ipv6,
+        fixed_cidr_v6: a.fixed_cidr_v6.clone(),
         mtu: a.mtu,
         icc: a.icc,
         ip_forward: a.ip_forward,

@@ -16,15 +16,23 @@ pub enum NetworkCmd {
         /// Driver (only "bridge" for now).
         #[arg(short, long, default_value = "bridge")]
         driver: String,
-        /// Subnet in CIDR form; chosen from the address pools when omitted.
+        /// Subnet in CIDR form, at most one per family (repeat for IPv4 and
+        /// IPv6); chosen from the address pools when omitted.
         #[arg(long)]
-        subnet: Option<String>,
-        /// Gateway (the bridge's address) [default: first address of the subnet].
+        subnet: Vec<String>,
+        /// Gateway, in the subnet it belongs to (the bridge's address)
+        /// [default: first address of the subnet].
         #[arg(long)]
-        gateway: Option<String>,
-        /// Part of the subnet containers get addresses from.
+        gateway: Vec<String>,
+        /// Part of a subnet containers get addresses from.
         #[arg(long)]
-        ip_range: Option<String>,
+        ip_range: Vec<String>,
+        /// IPv6 too: the IPv6 --subnet, or a /64 from the IPv6 pools.
+        #[arg(long)]
+        ipv6: bool,
+        /// IPv4 [default: true]; --ipv4=false (with --ipv6) for an IPv6-only network.
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+        ipv4: Option<bool>,
         /// No way out: no masquerade, no default route.
         #[arg(long)]
         internal: bool,
@@ -55,8 +63,12 @@ pub enum NetworkCmd {
     },
     /// Connect a container to a network.
     Connect {
+        /// Static IPv4 address.
         #[arg(long)]
         ip: Option<String>,
+        /// Static IPv6 address.
+        #[arg(long)]
+        ip6: Option<String>,
         #[arg(long = "alias")]
         aliases: Vec<String>,
         network: String,
@@ -74,18 +86,15 @@ pub enum NetworkCmd {
 
 pub async fn run(c: &Client, cmd: NetworkCmd) -> Result<u8> {
     match cmd {
-        NetworkCmd::Create { driver, subnet, gateway, ip_range, internal, mtu, opts, name } => {
+        NetworkCmd::Create { driver, subnet, gateway, ip_range, ipv6, ipv4, internal, mtu, opts, name } => {
             let mut options = BTreeMap::new();
             for o in opts {
                 let (k, v) = o.split_once('=').ok_or_else(|| anyhow::anyhow!("invalid option {o:?}: expected KEY=VALUE"))?;
                 options.insert(k.to_string(), v.to_string());
             }
-            let ipam = if subnet.is_some() || gateway.is_some() || ip_range.is_some() {
-                json!({"Config": [{"Subnet": subnet, "Gateway": gateway, "IPRange": ip_range}]})
-            } else {
-                Value::Null
-            };
-            let mut body = json!({"Name": name, "Driver": driver, "Internal": internal, "Options": options, "MTU": mtu});
+            let configs = berth_core::request::pair_ipam_flags(&subnet, &gateway, &ip_range)?;
+            let ipam = if configs.is_empty() { Value::Null } else { json!({"Config": configs}) };
+            let mut body = json!({"Name": name, "Driver": driver, "EnableIPv6": ipv6, "EnableIPv4": ipv4, "Internal": internal, "Options": options, "MTU": mtu});
             if !ipam.is_null() {
                 body["IPAM"] = ipam;
             }
@@ -104,7 +113,7 @@ pub async fn run(c: &Client, cmd: NetworkCmd) -> Result<u8> {
             let rows = nets
                 .iter()
                 .map(|n| {
-                    let cfg = &n["IPAM"]["Config"][0];
+                    let subnets: Vec<&str> = n["IPAM"]["Config"].as_array().into_iter().flatten().filter_map(|c| c["Subnet"].as_str()).collect();
                     let mut flags = vec![];
                     if n["Internal"].as_bool() == Some(true) {
                         flags.push("internal");
@@ -119,7 +128,7 @@ pub async fn run(c: &Client, cmd: NetworkCmd) -> Result<u8> {
                         n["Id"].as_str().unwrap_or_default()[..12].to_string(),
                         n["Name"].as_str().unwrap_or_default().to_string(),
                         n["Driver"].as_str().unwrap_or_default().to_string(),
-                        cfg["Subnet"].as_str().unwrap_or_default().to_string(),
+                        subnets.join(", "),
                         n["Berth"]["Bridge"].as_str().unwrap_or_default().to_string(),
                         flags.join(","),
                     ]
@@ -141,9 +150,10 @@ pub async fn run(c: &Client, cmd: NetworkCmd) -> Result<u8> {
             }
             return Ok(failed as u8);
         }
-        NetworkCmd::Connect { ip, aliases, network, container } => {
+        NetworkCmd::Connect { ip, ip6, aliases, network, container } => {
             let ip = ip.map(|i| berth_core::subnets::parse_ip(&i)).transpose()?;
-            c.post(&format!("/networks/{}/connect", seg(&network)), &json!({"Container": container, "IPAddress": ip, "Aliases": aliases})).await?;
+            let ip6 = ip6.map(|i| berth_core::subnets::parse_ip(&i)).transpose()?;
+            c.post(&format!("/networks/{}/connect", seg(&network)), &json!({"Container": container, "IPAddress": ip, "IPv6Address": ip6, "Aliases": aliases})).await?;
         }
         NetworkCmd::Disconnect { network, container } => {
             c.post(&format!("/networks/{}/disconnect", seg(&network)), &json!({"Container": container})).await?;

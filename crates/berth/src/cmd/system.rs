@@ -15,13 +15,25 @@ pub async fn info(c: &Client) -> Result<u8> {
     if d.is_null() {
         println!("Default network: none");
     } else {
-        println!("Default network: {} on {} ({}, gateway {})", d["Name"].as_str().unwrap_or_default(), d["Bridge"].as_str().unwrap_or_default(), d["Subnet"].as_str().unwrap_or_default(), d["Gateway"].as_str().unwrap_or_default());
+        let mut blocks = vec![];
+        for (s, g) in [("Subnet", "Gateway"), ("SubnetV6", "GatewayV6")] {
+            if let (Some(s), Some(g)) = (d[s].as_str(), d[g].as_str()) {
+                blocks.push(format!("{s}, gateway {g}"));
+            }
+        }
+        println!("Default network: {} on {} ({})", d["Name"].as_str().unwrap_or_default(), d["Bridge"].as_str().unwrap_or_default(), blocks.join("; "));
     }
     println!("Inter-container communication (default network): {}", v["Icc"]);
     println!(
         "IPv4 forwarding: {} ({})",
         if v["IPForward"].as_bool() == Some(true) { "on" } else { "off" },
         if v["IPForwardManaged"].as_bool() == Some(true) { "managed by berth" } else { "left alone: --ip-forward=false" }
+    );
+    let kept: Vec<&str> = v["AcceptRaKept"].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect();
+    println!(
+        "IPv6 forwarding: {}{}",
+        if v["IPv6Forward"].as_bool() == Some(true) { "on" } else { "off" },
+        if kept.is_empty() { String::new() } else { format!(" (router advertisements still accepted: berth set accept_ra=2 on {})", kept.join(", ")) }
     );
     println!("Firewall: nftables table {}", v["NftTable"].as_str().unwrap_or_default());
     println!(

@@ -200,11 +200,14 @@ impl Sandbox {
 
     /// What the kernel shows of berth's world, for before/after comparisons.
     pub fn kernel_view(&self) -> String {
-        // Names, MTUs, masters, MACs, IPv4 addresses and routes; not the
-        // fields the kernel changes by itself (carrier flags, timers).
+        // Names, MTUs, masters, MACs, addresses and routes of both
+        // families; not the fields the kernel changes by itself (carrier
+        // flags, timers, IPv6 routes' expiry and preference).
         let links = sh("ip -o link show | sed -E 's/<[^>]*>//; s/ state [A-Z]+//; s/ qlen [0-9]+//' | sort");
-        let addrs = sh("ip -o -4 addr show | sed -E 's/^[0-9]+: //; s/ valid_lft.*//' | sort");
-        let routes = sh("ip -4 route show table all | sort");
+        // IPv6 link-local addresses (and their routes) are the kernel's own,
+        // made and checked (tentative) in the background.
+        let addrs = sh("ip -o addr show | grep -v ' inet6 fe80::' | sed -E 's/^[0-9]+: //; s/ valid_lft.*//' | sort");
+        let routes = sh("(ip -4 route show table all; ip -6 route show table all) | grep -vE '(^| )fe80::' | sed -E 's/ expires [0-9]+sec//; s/ pref [a-z]+//' | sort");
         let nft = sh("nft list table inet berth 2>/dev/null | sort || true");
         format!("{links}\n{addrs}\n{routes}\n{nft}")
     }

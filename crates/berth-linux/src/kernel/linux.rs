@@ -1,99 +1,25 @@
-//! The kernel, as the daemon sees it: one small trait. The Linux
-//! implementation ([`LinuxKernel`]) is the only place the daemon touches the
-//! kernel; tests of the request flow (validation, rollback, recovery) use the
-//! recording [`crate::fake::FakeKernel`] and need no root.
+//! The Linux implementation of the kernel seam.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::net::IpAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use berth_core::model::PortMapping;
 use berth_core::nft::{render_reset_script, Element};
-use berth_core::plan::{BridgePlan, EndpointPlan, OWNER_ALIAS};
-use berth_linux::bpf::{self, PortEntry, SocketNat};
-use berth_linux::netlink::{self, RtSocket};
-use berth_linux::netns::Netns;
-use berth_linux::{nft, sysctl, LinuxError};
+use berth_core::plan::{BridgePlan, EndpointPlan, NetworkPlan, OWNER_ALIAS};
 use ipnet::IpNet;
 
-use crate::error::Result;
-
-/// Where a container's network namespace is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NsRef {
-    /// A bind mount or /proc path given by a runtime (`berth attach --netns`).
-    Path(PathBuf),
-    /// The namespace of a running process (berth's own containers).
-    Pid(u32),
-}
-
-impl NsRef {
-    pub fn path(&self) -> PathBuf {
-        match self {
-            NsRef::Path(p) => p.clone(),
-            NsRef::Pid(pid) => PathBuf::from(format!("/proc/{pid}/ns/net")),
-        }
-    }
-}
-
-/// A link berth owns: bridges marked with the owner alias, and veths whose
-/// name berth generated (`bthv…`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwnedLink {
-    pub name: String,
-    pub is_bridge: bool,
-}
-
-pub trait Kernel: Send + Sync + 'static {
-    /// Creates the bridge when berth owns it and it is missing, then makes its
-    /// addresses, MTU and state match.
-    fn ensure_bridge(&self, plan: &BridgePlan) -> Result<()>;
-    /// IPv4 addresses of an existing link (to adopt a user's bridge), None if absent.
-    fn link_addresses(&self, name: &str) -> Result<Option<Vec<IpNet>>>;
-    /// Whether a link exists and carries berth's owner mark.
-    fn link_owned(&self, name: &str) -> Result<Option<bool>>;
-    /// Creates the veth pair and configures the container side.
-    fn add_endpoint(&self, ns: &NsRef, plan: &EndpointPlan) -> Result<()>;
-    /// True when the endpoint is fully in place.
-    fn endpoint_ok(&self, ns: &NsRef, plan: &EndpointPlan) -> Result<bool>;
-    /// `ip link del NAME`; a missing link is not an error.
-    fn delete_link(&self, name: &str) -> Result<()>;
-    /// Cuts an endpoint off now (`ip link set NAME down`) and deletes its veth
-    /// pair in the background: a deletion waits ~15 ms here for the kernel's
-    /// RCU grace period, which a request need not wait for.
-    fn remove_endpoint(&self, host_ifname: &str) -> Result<()>;
-    /// Waits until background deletions are done.
-    fn settle(&self);
-    fn owned_links(&self) -> Result<Vec<OwnedLink>>;
-    fn apply_elements(&self, del: &BTreeSet<Element>, add: &BTreeSet<Element>) -> Result<()>;
-    /// Atomically replaces `inet berth` with the fixed rules and these elements.
-    fn reset_table(&self, elements: &BTreeSet<Element>) -> Result<()>;
-    fn list_table(&self) -> Result<Option<String>>;
-    /// Host address blocks and non-default routes (to keep automatic subnets clear of).
-    fn host_nets(&self, exclude_links: &[String]) -> Result<Vec<IpNet>>;
-    fn sysctl(&self, key: &str, value: &str) -> Result<bool>;
-    fn check_netns(&self, path: &Path) -> Result<()>;
-    /// (address, port) of sockets host processes hold (TCP listeners or bound UDP).
-    fn host_listeners(&self, udp: bool) -> Vec<(std::net::IpAddr, u16)>;
-    /// Whether a host process could bind the port (Err: the kernel's reason).
-    fn port_bindable(&self, udp: bool, ip: Option<std::net::IpAddr>, port: u16) -> std::io::Result<()>;
-    /// The kernel's ephemeral port range (for random host ports).
-    fn ephemeral_range(&self) -> (u16, u16);
-    /// Forgets NAT state of removed mappings so no flow keeps using them.
-    fn flush_conntrack(&self, mappings: &[berth_core::model::PortMapping]) -> Result<()>;
-    /// Forgets flows that reached the host's own addresses on these
-    /// (just published) ports before they were published, so that a UDP
-    /// client that kept sending meanwhile reaches the container at once.
-    fn forget_early_flows(&self, mappings: &[berth_core::model::PortMapping]) -> Result<()>;
-    /// Whether the host's own TCP connections to published ports are
-    /// translated in `connect()` right now (see `berth_linux::bpf`).
-    fn socket_translation(&self) -> bool {
-        false
-    }
-}
+use super::{FirewallOps, HostOps, LinkOps, NsRef, OwnedLink};
+use crate::bpf::{self, PortEntry, SocketNat};
+use crate::error::{LinuxError, Result};
+use crate::netlink::{self, RtSocket};
+use crate::netns::Netns;
+use crate::{nft, sysctl};
 
 /// The real kernel. Host-side netlink sockets are pooled so concurrent
 /// requests do not wait on one another; each in-namespace socket is opened
-/// by a short-lived thread (see `berth_linux::netns`).
+/// by a short-lived thread (see `crate::netns`).
 pub struct LinuxKernel {
     pool: Mutex<Vec<RtSocket>>,
     reaper: Reaper,
@@ -130,7 +56,10 @@ impl LinuxKernel {
             // address of the namespace, as the nft rules' `fib daddr type
             // local` does: the map follows the addresses as they change.
             let nat = socket_nat.clone();
-            let watch = netlink::watch_ipv4_addresses(move |addrs| with_nat(&nat, |n| n.set_local(&addrs.into_iter().collect())));
+            let watch = netlink::watch_addresses(move |addrs| {
+                let v4 = addrs.into_iter().filter_map(|a| if let IpAddr::V4(v) = a { Some(v) } else { None }).collect();
+                with_nat(&nat, |n| n.set_local(&v4))
+            });
             if let Err(e) = watch {
                 tracing::warn!("cannot follow host addresses ({e}): only 127.0.0.0/8 is translated");
             }
@@ -141,7 +70,7 @@ impl LinuxKernel {
 
 /// Runs `f` on the translation maps if translation is on; turns it off if
 /// `f` fails.
-fn with_nat(nat: &Mutex<Option<SocketNat>>, f: impl FnOnce(&mut SocketNat) -> berth_linux::Result<()>) {
+fn with_nat(nat: &Mutex<Option<SocketNat>>, f: impl FnOnce(&mut SocketNat) -> Result<()>) {
     let mut nat = nat.lock().unwrap();
     if let Some(n) = nat.as_mut() {
         if let Err(e) = f(n) {
@@ -203,7 +132,7 @@ impl Reaper {
 }
 
 impl LinuxKernel {
-    fn with_sock<T>(&self, f: impl FnOnce(&mut RtSocket) -> berth_linux::Result<T>) -> Result<T> {
+    fn with_sock<T>(&self, f: impl FnOnce(&mut RtSocket) -> Result<T>) -> Result<T> {
         let popped = self.pool.lock().unwrap().pop();
         let mut s = match popped {
             Some(s) => s,
@@ -214,14 +143,14 @@ impl LinuxKernel {
         if r.is_ok() {
             self.pool.lock().unwrap().push(s);
         }
-        Ok(r?)
+        r
     }
 }
 
 impl LinuxKernel {
     /// The bridge's ifindex. Cached: a veth request naming a vanished index
     /// fails with ENODEV and the next call looks the name up again.
-    fn bridge_index(&self, s: &mut RtSocket, name: &str) -> berth_linux::Result<u32> {
+    fn bridge_index(&self, s: &mut RtSocket, name: &str) -> Result<u32> {
         if let Some(i) = self.bridges.lock().unwrap().get(name) {
             return Ok(*i);
         }
@@ -233,14 +162,16 @@ impl LinuxKernel {
 
     /// The container side runs on its own thread (it enters the namespace),
     /// started first so that its set-up overlaps the host side's work: `lo`
-    /// while the veth pair is created, the address and routes while the
+    /// while the veth pair is created, the addresses and routes while the
     /// host end comes up. If the host side fails after that, deleting the
     /// pair takes the container's end and what was set on it along.
     fn try_add_endpoint(&self, ns: &NsRef, plan: &EndpointPlan) -> Result<()> {
         let netns = Netns::open(&ns.path())?;
         let (go_tx, go_rx) = std::sync::mpsc::channel::<bool>();
+        let bridge = plan.bridge().to_string();
+        let berth_core::plan::PortPlan::BridgePort { host_mac, .. } = &plan.port;
         let (host, inner) = std::thread::scope(|scope| {
-            let inner = netns.spawn_in(scope, move || -> berth_linux::Result<()> {
+            let inner = netns.spawn_in(scope, move || -> Result<()> {
                 let mut s = RtSocket::open()?;
                 // lo first: this overlaps the host side's veth creation.
                 if let Some(lo) = netlink::link_index(&mut s, "lo")? {
@@ -254,20 +185,22 @@ impl LinuxKernel {
                 let eth = netlink::link_index(&mut s, &plan.ifname)?.ok_or_else(|| {
                     LinuxError::kernel(format!("ip link show {}", plan.ifname), std::io::Error::from_raw_os_error(libc::ENODEV))
                 })?;
-                netlink::add_address(&mut s, eth.index, plan.address)?;
+                for a in &plan.addresses {
+                    netlink::add_address(&mut s, eth.index, *a)?;
+                }
                 netlink::set_up_without_ipv6_ll(&mut s, &plan.ifname)?;
-                if let Some(gw) = plan.default_gateway {
-                    netlink::add_default_route(&mut s, gw)?;
+                for gw in &plan.default_gateways {
+                    netlink::add_default_route(&mut s, *gw)?;
                 }
                 Ok(())
             });
             let host = self.with_sock(|s| {
-                let br = self.bridge_index(s, &plan.bridge)?;
-                netlink::add_veth_into_netns(s, &plan.host_ifname, &plan.host_mac, &plan.ifname, &plan.mac, netns.fd(), plan.mtu, br)?;
+                let br = self.bridge_index(s, &bridge)?;
+                netlink::add_veth_into_netns(s, &plan.host_ifname, host_mac, &plan.ifname, &plan.mac, netns.fd(), plan.mtu, br)?;
                 // The container's end exists: its side can be configured
                 // while this one brings the port up.
                 let _ = go_tx.send(true);
-                berth_linux::sysctl::disable_ipv6(&plan.host_ifname)
+                sysctl::disable_ipv6(&plan.host_ifname)
                     .and_then(|()| netlink::set_port_up(s, &plan.host_ifname))
                     .inspect_err(|_| {
                         let _ = netlink::delete_link(s, &plan.host_ifname);
@@ -280,26 +213,17 @@ impl LinuxKernel {
             (host, inner)
         });
         if host.is_err() {
-            self.bridges.lock().unwrap().remove(&plan.bridge);
+            self.bridges.lock().unwrap().remove(&bridge);
         }
         host?;
         if let Err(e) = inner {
             // Leave nothing half-made behind.
             let _ = self.delete_link(&plan.host_ifname);
-            return Err(e.into());
+            return Err(e);
         }
         Ok(())
     }
-}
 
-fn ignore_missing(r: berth_linux::Result<()>) -> berth_linux::Result<()> {
-    match r {
-        Err(e) if matches!(e.errno(), Some(libc::ENODEV) | Some(libc::ENOENT)) => Ok(()),
-        r => r,
-    }
-}
-
-impl Kernel for LinuxKernel {
     fn ensure_bridge(&self, plan: &BridgePlan) -> Result<()> {
         self.with_sock(|s| {
             let link = match netlink::link_index(s, &plan.name)? {
@@ -329,12 +253,32 @@ impl Kernel for LinuxKernel {
             Ok(())
         })
     }
+}
+
+fn ignore_missing(r: Result<()>) -> Result<()> {
+    match r {
+        Err(e) if matches!(e.errno(), Some(libc::ENODEV) | Some(libc::ENOENT)) => Ok(()),
+        r => r,
+    }
+}
+
+impl LinkOps for LinuxKernel {
+    fn ensure_network(&self, plan: &NetworkPlan) -> Result<()> {
+        match plan {
+            NetworkPlan::Bridge(b) => self.ensure_bridge(b),
+        }
+    }
 
     fn link_addresses(&self, name: &str) -> Result<Option<Vec<IpNet>>> {
         self.with_sock(|s| {
             let Some(l) = netlink::link_index(s, name)? else { return Ok(None) };
             let addrs = netlink::list_addresses(s)?;
-            Ok(Some(addrs.into_iter().filter(|a| a.index == l.index && a.addr.addr().is_ipv4()).map(|a| a.addr).collect()))
+            // Link-local IPv6 addresses are the kernel's, not a network's.
+            let ours = |a: &IpNet| match a.addr() {
+                IpAddr::V4(_) => true,
+                IpAddr::V6(v) => (v.segments()[0] & 0xffc0) != 0xfe80,
+            };
+            Ok(Some(addrs.into_iter().filter(|a| a.index == l.index && ours(&a.addr)).map(|a| a.addr).collect()))
         })
     }
 
@@ -346,7 +290,7 @@ impl Kernel for LinuxKernel {
         match self.try_add_endpoint(ns, plan) {
             // The namespace may still hold the interface of an endpoint whose
             // deletion is queued (detach, then attach again): finish those, retry.
-            Err(e) if matches!(&e, crate::error::DaemonError::Kernel(k) if k.errno() == Some(libc::EEXIST)) => {
+            Err(e) if e.errno() == Some(libc::EEXIST) => {
                 self.settle();
                 self.try_add_endpoint(ns, plan)
             }
@@ -357,19 +301,19 @@ impl Kernel for LinuxKernel {
     fn endpoint_ok(&self, ns: &NsRef, plan: &EndpointPlan) -> Result<bool> {
         let host_ok = self.with_sock(|s| {
             let Some(v) = netlink::link_index(s, &plan.host_ifname)? else { return Ok(false) };
-            let Some(br) = netlink::link_index(s, &plan.bridge)? else { return Ok(false) };
+            let Some(br) = netlink::link_index(s, plan.bridge())? else { return Ok(false) };
             Ok(v.up && v.master == Some(br.index))
         })?;
         if !host_ok {
             return Ok(false);
         }
         let Ok(netns) = Netns::open(&ns.path()) else { return Ok(false) };
-        Ok(netns.run(|| -> berth_linux::Result<bool> {
+        netns.run(|| -> Result<bool> {
             let mut s = RtSocket::open()?;
             let Some(eth) = netlink::link_index(&mut s, &plan.ifname)? else { return Ok(false) };
             let addrs = netlink::list_addresses(&mut s)?;
-            Ok(eth.up && addrs.iter().any(|a| a.index == eth.index && a.addr == plan.address))
-        })??)
+            Ok(eth.up && plan.addresses.iter().all(|want| addrs.iter().any(|a| a.index == eth.index && a.addr == *want)))
+        })?
     }
 
     fn delete_link(&self, name: &str) -> Result<()> {
@@ -401,6 +345,38 @@ impl Kernel for LinuxKernel {
         })
     }
 
+    fn host_nets(&self, exclude_links: &[String]) -> Result<Vec<IpNet>> {
+        self.with_sock(|s| {
+            let links = netlink::list_links(s)?;
+            let skip: Vec<u32> = links.iter().filter(|l| exclude_links.contains(&l.name)).map(|l| l.index).collect();
+            let link_local = |a: &IpAddr| matches!(a, IpAddr::V6(v) if (v.segments()[0] & 0xffc0) == 0xfe80);
+            let mut out: Vec<IpNet> = netlink::list_addresses(s)?
+                .into_iter()
+                .filter(|a| !skip.contains(&a.index) && !a.addr.addr().is_loopback() && !link_local(&a.addr.addr()))
+                .map(|a| a.addr.trunc())
+                .collect();
+            for r in netlink::list_routes(s)? {
+                let on_skipped = r.oif.is_some_and(|o| skip.contains(&o));
+                let special = r.dst.addr().is_loopback() || r.dst.addr().is_multicast() || link_local(&r.dst.addr());
+                if r.dst.prefix_len() > 0 && !on_skipped && !special && r.table != 255 {
+                    out.push(r.dst);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn check_netns(&self, path: &Path) -> Result<()> {
+        let ns = Netns::open(path)?;
+        // Never network the daemon's own (the host's) namespace as a container.
+        if Netns::open(Path::new("/proc/self/ns/net")).and_then(|me| Ok(me.id()? == ns.id()?)).unwrap_or(false) {
+            return Err(LinuxError::OwnNamespace(path.display().to_string()));
+        }
+        Ok(())
+    }
+}
+
+impl FirewallOps for LinuxKernel {
     /// Translations are removed before the nft elements they mirror and
     /// added after them, so a failure at any point leaves no translation
     /// that nft lacks (a request rolled back comes here with add and del
@@ -418,7 +394,7 @@ impl Kernel for LinuxKernel {
         // translation rather than guess (the nft rules alone are right).
         let want = if r.is_ok() { port_entries(elements) } else { Vec::new() };
         with_nat(&self.socket_nat, |n| n.replace(&want));
-        Ok(r?)
+        r
     }
 
     fn socket_translation(&self) -> bool {
@@ -426,67 +402,52 @@ impl Kernel for LinuxKernel {
     }
 
     fn list_table(&self) -> Result<Option<String>> {
-        Ok(nft::cli::list_table()?)
+        nft::cli::list_table()
     }
 
-    fn host_nets(&self, exclude_links: &[String]) -> Result<Vec<IpNet>> {
-        self.with_sock(|s| {
-            let links = netlink::list_links(s)?;
-            let skip: Vec<u32> = links.iter().filter(|l| exclude_links.contains(&l.name)).map(|l| l.index).collect();
-            let mut out: Vec<IpNet> = netlink::list_addresses(s)?
-                .into_iter()
-                .filter(|a| !skip.contains(&a.index) && !a.addr.addr().is_loopback())
-                .map(|a| a.addr.trunc())
-                .collect();
-            for r in netlink::list_routes(s)? {
-                let on_skipped = r.oif.is_some_and(|o| skip.contains(&o));
-                if r.dst.prefix_len() > 0 && !on_skipped && !r.dst.addr().is_loopback() && r.table != 255 {
-                    out.push(r.dst);
-                }
-            }
-            Ok(out)
-        })
-    }
-
-    fn sysctl(&self, key: &str, value: &str) -> Result<bool> {
-        Ok(sysctl::write(key, value)?)
-    }
-
-    fn check_netns(&self, path: &Path) -> Result<()> {
-        let ns = Netns::open(path)?;
-        // Never network the daemon's own (the host's) namespace as a container.
-        if Netns::open(Path::new("/proc/self/ns/net")).and_then(|me| Ok(me.id()? == ns.id()?)).unwrap_or(false) {
-            return Err(crate::error::DaemonError::BadRequest(format!(
-                "{} is the daemon's own network namespace (the host's); containers need their own",
-                path.display()
-            )));
-        }
-        Ok(())
-    }
-
-    fn host_listeners(&self, udp: bool) -> Vec<(std::net::IpAddr, u16)> {
-        berth_linux::ports::host_listeners(udp)
-    }
-
-    fn port_bindable(&self, udp: bool, ip: Option<std::net::IpAddr>, port: u16) -> std::io::Result<()> {
-        berth_linux::ports::check_bindable(udp, ip, port)
-    }
-
-    fn ephemeral_range(&self) -> (u16, u16) {
-        berth_linux::ports::ephemeral_range()
-    }
-
-    fn flush_conntrack(&self, mappings: &[berth_core::model::PortMapping]) -> Result<()> {
+    fn flush_conntrack(&self, mappings: &[PortMapping]) -> Result<()> {
         let ports = mappings.iter().map(|m| (m.container.proto.number(), m.host_port)).collect();
-        Ok(berth_linux::conntrack::delete_by_orig_dport(&ports, &berth_linux::conntrack::Which::All)?)
+        crate::conntrack::delete_by_orig_dport(&ports, &crate::conntrack::Which::All)
     }
 
-    fn forget_early_flows(&self, mappings: &[berth_core::model::PortMapping]) -> Result<()> {
+    fn forget_early_flows(&self, mappings: &[PortMapping]) -> Result<()> {
         if mappings.is_empty() {
             return Ok(());
         }
         let local = self.with_sock(|s| Ok(netlink::list_addresses(s)?.into_iter().map(|a| a.addr.addr()).collect()))?;
         let ports = mappings.iter().map(|m| (m.container.proto.number(), m.host_port)).collect();
-        Ok(berth_linux::conntrack::delete_by_orig_dport(&ports, &berth_linux::conntrack::Which::UntranslatedTo(local))?)
+        crate::conntrack::delete_by_orig_dport(&ports, &crate::conntrack::Which::UntranslatedTo(local))
+    }
+}
+
+impl HostOps for LinuxKernel {
+    fn sysctl(&self, key: &str, value: &str) -> Result<bool> {
+        sysctl::write(key, value)
+    }
+
+    fn read_sysctl(&self, key: &str) -> Option<String> {
+        sysctl::read(key).ok()
+    }
+
+    fn ra_interfaces(&self) -> Vec<String> {
+        let Ok(links) = self.with_sock(netlink::list_links) else { return vec![] };
+        links
+            .into_iter()
+            .filter(|l| l.name != "lo" && !l.name.starts_with("bthv") && l.alias.as_deref() != Some(OWNER_ALIAS))
+            .filter(|l| sysctl::read(&format!("net/ipv6/conf/{}/accept_ra", l.name)).ok().as_deref() == Some("1"))
+            .map(|l| l.name)
+            .collect()
+    }
+
+    fn host_listeners(&self, udp: bool) -> Vec<(IpAddr, u16)> {
+        crate::ports::host_listeners(udp)
+    }
+
+    fn port_bindable(&self, udp: bool, ip: Option<IpAddr>, port: u16) -> std::io::Result<()> {
+        crate::ports::check_bindable(udp, ip, port)
+    }
+
+    fn ephemeral_range(&self) -> (u16, u16) {
+        crate::ports::ephemeral_range()
     }
 }

@@ -8,11 +8,11 @@ use std::sync::Mutex;
 
 use berth_core::model::PortMapping;
 use berth_core::nft::Element;
-use berth_core::plan::{BridgePlan, EndpointPlan};
+use berth_core::plan::{EndpointPlan, NetworkPlan};
 use ipnet::IpNet;
 
-use crate::error::{DaemonError, Result};
-use crate::kernel::{Kernel, NsRef, OwnedLink};
+use super::{FirewallOps, HostOps, LinkOps, NsRef, OwnedLink};
+use crate::error::{LinuxError, Result};
 
 #[derive(Default)]
 pub struct FakeKernel {
@@ -27,16 +27,17 @@ pub struct FakeKernel {
 impl FakeKernel {
     fn check(&self, op: &'static str) -> Result<()> {
         if self.fail.lock().unwrap().contains(op) {
-            return Err(DaemonError::Internal(format!("injected failure: {op}")));
+            return Err(LinuxError::kernel(op, std::io::Error::other("injected failure")));
         }
         Ok(())
     }
 }
 
-impl Kernel for FakeKernel {
-    fn ensure_bridge(&self, plan: &BridgePlan) -> Result<()> {
-        self.check("ensure_bridge")?;
-        self.links.lock().unwrap().insert(plan.name.clone());
+impl LinkOps for FakeKernel {
+    fn ensure_network(&self, plan: &NetworkPlan) -> Result<()> {
+        self.check("ensure_network")?;
+        let NetworkPlan::Bridge(b) = plan;
+        self.links.lock().unwrap().insert(b.name.clone());
         Ok(())
     }
     fn link_addresses(&self, _name: &str) -> Result<Option<Vec<IpNet>>> {
@@ -64,12 +65,25 @@ impl Kernel for FakeKernel {
     fn owned_links(&self) -> Result<Vec<OwnedLink>> {
         Ok(self.links.lock().unwrap().iter().map(|n| OwnedLink { name: n.clone(), is_bridge: !n.starts_with("bthv") }).collect())
     }
+    fn host_nets(&self, _exclude: &[String]) -> Result<Vec<IpNet>> {
+        Ok(vec![])
+    }
+    fn check_netns(&self, path: &Path) -> Result<()> {
+        if path.to_string_lossy().starts_with("/fake/ns/") {
+            Ok(())
+        } else {
+            Err(LinuxError::NotNetns(path.display().to_string()))
+        }
+    }
+}
+
+impl FirewallOps for FakeKernel {
     fn apply_elements(&self, del: &BTreeSet<Element>, add: &BTreeSet<Element>) -> Result<()> {
         self.check("apply_elements")?;
         let mut e = self.elements.lock().unwrap();
         for d in del {
             if !e.remove(d) {
-                return Err(DaemonError::Internal(format!("deleting a missing element {}", d.text())));
+                return Err(LinuxError::Nft(format!("deleting a missing element {}", d.text())));
             }
         }
         e.extend(add.iter().cloned());
@@ -82,18 +96,17 @@ impl Kernel for FakeKernel {
     fn list_table(&self) -> Result<Option<String>> {
         Ok(Some(berth_core::nft::render_table(&self.elements.lock().unwrap())))
     }
-    fn host_nets(&self, _exclude: &[String]) -> Result<Vec<IpNet>> {
-        Ok(vec![])
+    fn flush_conntrack(&self, _mappings: &[PortMapping]) -> Result<()> {
+        Ok(())
     }
+    fn forget_early_flows(&self, _mappings: &[PortMapping]) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl HostOps for FakeKernel {
     fn sysctl(&self, _key: &str, _value: &str) -> Result<bool> {
         Ok(false)
-    }
-    fn check_netns(&self, path: &Path) -> Result<()> {
-        if path.to_string_lossy().starts_with("/fake/ns/") {
-            Ok(())
-        } else {
-            Err(berth_linux::LinuxError::NotNetns(path.display().to_string()).into())
-        }
     }
     fn host_listeners(&self, _udp: bool) -> Vec<(std::net::IpAddr, u16)> {
         self.busy_ports.lock().unwrap().iter().map(|p| ("0.0.0.0".parse().unwrap(), *p)).collect()
@@ -108,10 +121,10 @@ impl Kernel for FakeKernel {
     fn ephemeral_range(&self) -> (u16, u16) {
         (40000, 40099)
     }
-    fn flush_conntrack(&self, _mappings: &[PortMapping]) -> Result<()> {
-        Ok(())
+    fn read_sysctl(&self, _key: &str) -> Option<String> {
+        None
     }
-    fn forget_early_flows(&self, _mappings: &[PortMapping]) -> Result<()> {
-        Ok(())
+    fn ra_interfaces(&self) -> Vec<String> {
+        vec![]
     }
 }

@@ -34,6 +34,10 @@ use serde::Serialize;
 
 use crate::error::{DaemonError, Result};
 
+mod migrate;
+pub use migrate::SCHEMA;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
 const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
 const POLICIES: TableDefinition<&str, &[u8]> = TableDefinition::new("policies");
@@ -55,6 +59,18 @@ pub struct Store {
     db: RwLock<Option<Database>>,
     /// An I/O error happened: the database must be reopened and rewritten.
     broken: AtomicBool,
+}
+
+/// Why an upgrade failed: the database, or a record it could not read.
+enum UpgradeError {
+    Db(redb::Error),
+    Record(String),
+}
+
+impl<E: Into<redb::Error>> From<E> for UpgradeError {
+    fn from(e: E) -> Self {
+        UpgradeError::Db(e.into())
+    }
 }
 
 /// Everything the store holds, loaded at start.
@@ -88,18 +104,72 @@ impl Store {
     }
 
     fn open_db(path: &Path) -> Result<Database> {
+        let existed = path.exists();
         let db = Database::create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => {
                 DaemonError::Store(format!("{} is in use by another berth daemon", path.display()))
             }
             e => Self::error(path, e.into()),
         })?;
-        let tx = db.begin_write().map_err(|e| Self::error(path, e.into()))?;
-        for t in [NETWORKS, CONTAINERS, POLICIES] {
-            tx.open_table(t).map_err(|e| Self::error(path, e.into()))?;
+        let version = Self::schema_of(&db, existed).map_err(|e| Self::error(path, e))?;
+        if version > SCHEMA {
+            return Err(DaemonError::Store(format!(
+                "{} was written by a newer berth (store schema {version}; this berth reads up to {SCHEMA}): run that berth, or a newer one",
+                path.display()
+            )));
         }
-        tx.commit().map_err(|e| Self::error(path, e.into()))?;
+        if version < SCHEMA {
+            // Keep the old file: an upgrade is one transaction, but a copy costs little.
+            let backup = path.with_extension(format!("db.schema{version}"));
+            std::fs::copy(path, &backup).map_err(|e| DaemonError::StoreUnavailable(io_message(Self::dir(path), &e)))?;
+            tracing::info!("upgrading the store from schema {version} to {SCHEMA} (the old file is kept as {})", backup.display());
+        }
+        Self::upgrade(&db, version).map_err(|e| match e {
+            UpgradeError::Db(e) => Self::error(path, e),
+            UpgradeError::Record(m) => DaemonError::Store(format!("{}: upgrading from schema {version}: {m}", path.display())),
+        })?;
         Ok(db)
+    }
+
+    /// The schema of an opened file: what its `meta` table says; a file
+    /// that existed without one is schema 1; a new file is today's.
+    fn schema_of(db: &Database, existed: bool) -> Result<u32, redb::Error> {
+        let tx = db.begin_read()?;
+        let meta = match tx.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => {
+                let any = |t| tx.open_table(t).ok().and_then(|t: redb::ReadOnlyTable<&str, &[u8]>| t.iter().ok().map(|mut i| i.next().is_some())).unwrap_or(false);
+                return Ok(if existed && (any(NETWORKS) || any(CONTAINERS) || any(POLICIES)) { 1 } else { SCHEMA });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let v = meta.get("schema")?.map(|v| String::from_utf8_lossy(v.value()).parse().unwrap_or(0)).unwrap_or(1);
+        Ok(v)
+    }
+
+    /// Creates the tables, rewrites every record from `version` to today's
+    /// shape and records the schema: one transaction.
+    fn upgrade(db: &Database, version: u32) -> Result<(), UpgradeError> {
+        let tx = db.begin_write()?;
+        for (name, t) in [("networks", NETWORKS), ("containers", CONTAINERS), ("policies", POLICIES)] {
+            let mut table = tx.open_table(t)?;
+            if version == SCHEMA {
+                continue;
+            }
+            let mut rows: Vec<(String, Vec<u8>)> = Vec::new();
+            for row in table.iter()? {
+                let (k, v) = row?;
+                let old: serde_json::Value = serde_json::from_slice(v.value()).map_err(|e| UpgradeError::Record(format!("{name}/{}: {e}", k.value())))?;
+                let new = migrate::upgrade(name, version, old).map_err(|e| UpgradeError::Record(format!("{name}/{}: {e}", k.value())))?;
+                rows.push((k.value().to_string(), serde_json::to_vec(&new).expect("JSON values serialize")));
+            }
+            for (k, v) in rows {
+                table.insert(k.as_str(), v.as_slice())?;
+            }
+        }
+        tx.open_table(META)?.insert("schema", SCHEMA.to_string().as_bytes())?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// The directory the store lives in (what a user must free or fix).

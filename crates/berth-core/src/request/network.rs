@@ -1,0 +1,439 @@
+//! `POST /networks/create`: a network of one driver with at most one
+//! address block per family, chosen from the pools when not given.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{BridgeDriver, Driver, IpamConfig, Network, NetworkOptions, DEFAULT_NETWORK, DEFAULT_NETWORK_ALIAS};
+use crate::names::validate_name;
+use crate::subnets::{check_usable, choose_subnet, overlaps, parse_ip, parse_subnet, AddressPool};
+use crate::{CoreError, Result};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpamConfigRequest {
+    #[serde(rename = "Subnet", default)]
+    pub subnet: Option<String>,
+    #[serde(rename = "Gateway", default)]
+    pub gateway: Option<String>,
+    #[serde(rename = "IPRange", default)]
+    pub ip_range: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpamRequest {
+    #[serde(rename = "Config", default)]
+    pub config: Vec<IpamConfigRequest>,
+}
+
+/// `POST /networks/create`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkCreate {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Driver", default)]
+    pub driver: Option<String>,
+    /// IPv6 on: the IPv6 subnet given, or one from the pools.
+    #[serde(rename = "EnableIPv6", default)]
+    pub enable_ipv6: bool,
+    /// IPv4 on (the default); false makes an IPv6-only network.
+    #[serde(rename = "EnableIPv4", default)]
+    pub enable_ipv4: Option<bool>,
+    #[serde(rename = "IPAM", default)]
+    pub ipam: Option<IpamRequest>,
+    #[serde(rename = "Internal", default)]
+    pub internal: bool,
+    #[serde(rename = "MTU", default)]
+    pub mtu: Option<u32>,
+    #[serde(rename = "Options", default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// What validation needs to know about the world.
+pub struct NetworkContext<'a> {
+    /// Existing networks: (name, bridge, subnets).
+    pub networks: Vec<(&'a str, &'a str, Vec<IpNet>)>,
+    /// Host addresses' networks and non-default routes (to avoid for automatic subnets).
+    pub host_nets: &'a [IpNet],
+    /// Pools of both families (defaults filled in).
+    pub pools: &'a [AddressPool],
+    pub default_mtu: u32,
+    pub default_icc: bool,
+}
+
+/// Names that can never be user networks.
+pub fn is_reserved_network_name(name: &str) -> bool {
+    matches!(name, DEFAULT_NETWORK | DEFAULT_NETWORK_ALIAS | "host" | "none")
+}
+
+/// Parsed `-o` options (Docker's long keys are accepted too).
+pub struct ParsedOptions {
+    pub options: NetworkOptions,
+    pub bridge_name: Option<String>,
+    pub mtu: Option<u32>,
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool> {
+    match v {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(CoreError::InvalidOption { key: key.into(), reason: format!("{v:?} is not true or false") }),
+    }
+}
+
+pub fn parse_options(raw: &BTreeMap<String, String>, default_icc: bool) -> Result<ParsedOptions> {
+    let mut p = ParsedOptions { options: NetworkOptions { icc: default_icc, masquerade: true }, bridge_name: None, mtu: None };
+    for (k, v) in raw {
+        match k.as_str() {
+            "icc" | "com.docker.network.bridge.enable_icc" => p.options.icc = parse_bool(k, v)?,
+            "masquerade" | "com.docker.network.bridge.enable_ip_masquerade" => p.options.masquerade = parse_bool(k, v)?,
+            "mtu" | "com.docker.network.driver.mtu" => {
+                p.mtu = Some(v.parse().map_err(|_| CoreError::InvalidOption { key: k.clone(), reason: format!("{v:?} is not a number") })?)
+            }
+            "bridge_name" | "com.docker.network.bridge.name" => {
+                validate_ifname(v).map_err(|reason| CoreError::InvalidOption { key: k.clone(), reason })?;
+                p.bridge_name = Some(v.clone());
+            }
+            _ => {
+                return Err(CoreError::InvalidOption {
+                    key: k.clone(),
+                    reason: "unknown option (known: icc, masquerade, mtu, bridge_name)".into(),
+                })
+            }
+        }
+    }
+    Ok(p)
+}
+
+/// Linux interface names: 1–15 bytes of `[a-zA-Z0-9_.-]`, not `.`/`..`.
+pub fn validate_ifname(v: &str) -> std::result::Result<(), String> {
+    let ok = !v.is_empty()
+        && v.len() <= 15
+        && v != "."
+        && v != ".."
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{v:?} is not a valid interface name (1-15 characters of a-z, A-Z, 0-9, '_', '.', '-')"))
+    }
+}
+
+/// An MTU the kernel takes; IPv6 needs at least 1280 (RFC 8200).
+pub fn check_mtu(mtu: u32, ipv6: bool) -> Result<u32> {
+    let min = if ipv6 { 1280 } else { 68 };
+    if (min..=65535).contains(&mtu) {
+        Ok(mtu)
+    } else {
+        Err(CoreError::InvalidMtu(mtu))
+    }
+}
+
+/// Docker's `--subnet`, `--gateway` and `--ip-range` flags (each
+/// repeatable) as IPAM configs: each gateway and range goes with the
+/// subnet that contains it.
+pub fn pair_ipam_flags(subnets: &[String], gateways: &[String], ranges: &[String]) -> Result<Vec<IpamConfigRequest>> {
+    let nets = subnets.iter().map(|s| parse_subnet(s)).collect::<Result<Vec<IpNet>>>()?;
+    if nets.is_empty() {
+        if !gateways.is_empty() {
+            return Err(CoreError::NeedsSubnet("--gateway"));
+        }
+        if !ranges.is_empty() {
+            return Err(CoreError::NeedsSubnet("--ip-range"));
+        }
+    }
+    let mut out: Vec<IpamConfigRequest> =
+        subnets.iter().map(|s| IpamConfigRequest { subnet: Some(s.clone()), gateway: None, ip_range: None }).collect();
+    // The subnet containing `ip`; else the only one of its family (whose
+    // validation then says what is wrong with the pair).
+    let owner = |ip: IpAddr, what: &'static str, value: &str| -> Result<usize> {
+        if let Some(i) = nets.iter().position(|n| n.contains(&ip)) {
+            return Ok(i);
+        }
+        let same: Vec<usize> = (0..nets.len()).filter(|i| nets[*i].addr().is_ipv6() == ip.is_ipv6()).collect();
+        match same.as_slice() {
+            [i] => Ok(*i),
+            _ => Err(CoreError::NotInAnySubnet { what, value: value.to_string() }),
+        }
+    };
+    for g in gateways {
+        let i = owner(parse_ip(g)?, "gateway", g)?;
+        out[i].gateway = Some(g.clone());
+    }
+    for r in ranges {
+        let i = owner(parse_subnet(r)?.network(), "ip-range", r)?;
+        out[i].ip_range = Some(r.clone());
+    }
+    Ok(out)
+}
+
+/// The smallest subnet a family can allocate from: a gateway and at least
+/// one container besides the reserved addresses.
+fn check_size(subnet: &IpNet) -> Result<()> {
+    let max_prefix = if subnet.addr().is_ipv6() { 126 } else { 30 };
+    if subnet.prefix_len() > max_prefix {
+        return Err(CoreError::SubnetTooSmall(*subnet));
+    }
+    Ok(())
+}
+
+/// The first address after the network address: Docker's default gateway.
+fn first_host(subnet: &IpNet) -> IpAddr {
+    crate::ipam::from_u128(crate::ipam::to_u128(subnet.network()) + 1, subnet.addr())
+}
+
+/// Builds one IPAM block from what the user gave, or (no subnet) from the
+/// pools of family `v6`.
+fn build_ipam(req: &IpamConfigRequest, v6: bool, ctx: &NetworkContext) -> Result<IpamConfig> {
+    let (subnet, user_subnet) = match &req.subnet {
+        Some(s) => {
+            let subnet = parse_subnet(s)?;
+            check_usable(&subnet)?;
+            check_size(&subnet)?;
+            if let Some((other_name, _, nets)) = ctx.networks.iter().find(|n| n.2.iter().any(|o| overlaps(o, &subnet))) {
+                let other = *nets.iter().find(|o| overlaps(o, &subnet)).unwrap();
+                return Err(CoreError::SubnetOverlapsNetwork { subnet, network: other_name.to_string(), other });
+            }
+            (subnet, true)
+        }
+        None => {
+            let taken: Vec<IpNet> = ctx.networks.iter().flat_map(|n| n.2.iter().copied()).collect();
+            (choose_subnet(ctx.pools, v6, &taken, ctx.host_nets)?, false)
+        }
+    };
+    let gateway = match &req.gateway {
+        Some(g) => {
+            let g = parse_ip(g)?;
+            if !subnet.contains(&g) {
+                return Err(CoreError::GatewayOutsideSubnet { gateway: g, subnet });
+            }
+            // IPv6 has no broadcast address; its network address is the
+            // subnet-router anycast address, which no host may take.
+            if g == subnet.network() || (!v6 && g == subnet.broadcast()) {
+                return Err(CoreError::GatewayReserved(g));
+            }
+            g
+        }
+        None => first_host(&subnet),
+    };
+    let ip_range = match &req.ip_range {
+        Some(r) => {
+            let range = parse_subnet(r)?;
+            if !(subnet.contains(&range.network()) && subnet.contains(&range.broadcast())) {
+                return Err(CoreError::RangeOutsideSubnet { range, subnet });
+            }
+            Some(range)
+        }
+        None => None,
+    };
+    Ok(IpamConfig { subnet, gateway, ip_range, user_subnet })
+}
+
+/// The family of an IPAM request (that of its subnet; a request without
+/// one is refused earlier when it has a gateway or range).
+fn request_family(c: &IpamConfigRequest) -> Result<Option<bool>> {
+    match &c.subnet {
+        Some(s) => Ok(Some(parse_subnet(s)?.addr().is_ipv6())),
+        None if c.gateway.is_some() => Err(CoreError::NeedsSubnet("--gateway")),
+        None if c.ip_range.is_some() => Err(CoreError::NeedsSubnet("--ip-range")),
+        None => Ok(None),
+    }
+}
+
+/// The IPAM blocks of a network: the subnets given (at most one per
+/// family; an IPv6 one turns IPv6 on) and, for each family that is on
+/// and has none, one from the pools. IPv4 first.
+pub fn build_network_ipam(req: &NetworkCreate, ctx: &NetworkContext) -> Result<Vec<IpamConfig>> {
+    let cfgs = req.ipam.as_ref().map(|i| i.config.clone()).unwrap_or_default();
+    let (mut v4, mut v6): (Option<IpamConfigRequest>, Option<IpamConfigRequest>) = (None, None);
+    for c in cfgs {
+        match request_family(&c)? {
+            Some(true) if v6.is_some() => return Err(CoreError::TwoSubnetsOfAFamily("IPv6")),
+            Some(false) if v4.is_some() => return Err(CoreError::TwoSubnetsOfAFamily("IPv4")),
+            Some(true) => v6 = Some(c),
+            Some(false) => v4 = Some(c),
+            None => {}
+        }
+    }
+    let want_v4 = req.enable_ipv4.unwrap_or(true);
+    if let (false, Some(c)) = (want_v4, &v4) {
+        return Err(CoreError::Ipv4Disabled(parse_subnet(c.subnet.as_deref().unwrap_or_default())?));
+    }
+    let want_v6 = req.enable_ipv6 || v6.is_some();
+    if !want_v4 && !want_v6 {
+        return Err(CoreError::NoFamily);
+    }
+    let mut out = Vec::new();
+    for (on, given, is_v6) in [(want_v4, v4, false), (want_v6, v6, true)] {
+        if on {
+            out.push(build_ipam(&given.unwrap_or_default(), is_v6, ctx)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Validates a `network create` request into a [`Network`].
+pub fn validate_network_create(req: &NetworkCreate, ctx: &NetworkContext, id: &str, now: u64) -> Result<Network> {
+    validate_name(&req.name)?;
+    if is_reserved_network_name(&req.name) || ctx.networks.iter().any(|n| n.0 == req.name) {
+        return Err(CoreError::DuplicateNetwork(req.name.clone()));
+    }
+    match req.driver.as_deref() {
+        None | Some("") | Some("bridge") => {}
+        Some(other) => return Err(CoreError::UnknownDriver(other.to_string())),
+    }
+    let opts = parse_options(&req.options, ctx.default_icc)?;
+    let bridge = opts.bridge_name.clone().unwrap_or_else(|| crate::plan::bridge_name(id));
+    if let Some(other) = ctx.networks.iter().find(|n| n.1 == bridge) {
+        return Err(CoreError::InvalidOption {
+            key: "bridge_name".into(),
+            reason: format!("bridge {bridge} is already used by network {}", other.0),
+        });
+    }
+    let ipam = build_network_ipam(req, ctx)?;
+    let has_v6 = ipam.iter().any(|c| c.is_ipv6());
+    let mtu = check_mtu(req.mtu.or(opts.mtu).unwrap_or(ctx.default_mtu), has_v6)?;
+    Ok(Network {
+        id: id.to_string(),
+        name: req.name.clone(),
+        driver: Driver::Bridge(BridgeDriver { name: bridge, owned: true }),
+        ipam,
+        internal: req.internal,
+        mtu,
+        options: opts.options,
+        raw_options: req.options.clone(),
+        created: now,
+        predefined: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::subnets::{default_pools, with_default_pools};
+
+    fn ctx<'a>(nets: Vec<(&'a str, &'a str, Vec<IpNet>)>, host: &'a [IpNet], pools: &'a [AddressPool]) -> NetworkContext<'a> {
+        NetworkContext { networks: nets, host_nets: host, pools, default_mtu: 1500, default_icc: true }
+    }
+
+    fn req(name: &str, subnet: Option<&str>, gw: Option<&str>, range: Option<&str>) -> NetworkCreate {
+        NetworkCreate {
+            name: name.into(),
+            ipam: Some(IpamRequest {
+                config: vec![IpamConfigRequest { subnet: subnet.map(Into::into), gateway: gw.map(Into::into), ip_range: range.map(Into::into) }],
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn flags(subnets: &[&str], gws: &[&str], ranges: &[&str]) -> NetworkCreate {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        NetworkCreate {
+            name: "n".into(),
+            ipam: Some(IpamRequest { config: pair_ipam_flags(&s(subnets), &s(gws), &s(ranges)).unwrap() }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn valid_network() {
+        let pools = default_pools();
+        let n = validate_network_create(&req("web", Some("10.5.0.0/16"), None, Some("10.5.1.0/24")), &ctx(vec![], &[], &pools), "ab".repeat(32).as_str(), 1).unwrap();
+        assert_eq!(n.ipam[0].gateway.to_string(), "10.5.0.1");
+        assert_eq!(n.bridge(), "bth-ababababab");
+        assert!(n.options.icc && n.options.masquerade);
+        assert!(n.ipv6().is_none());
+    }
+
+    #[test]
+    fn dual_stack_and_ipv6_only() {
+        let pools = with_default_pools(vec![], b"seed");
+        let c = ctx(vec![], &[], &pools);
+        let id = "0".repeat(64);
+        let n = validate_network_create(&flags(&["10.6.0.0/24", "fd00:6::/64"], &["fd00:6::fe"], &["fd00:6::/80"]), &c, &id, 0).unwrap();
+        assert_eq!(n.ipam.len(), 2);
+        let v6 = n.ipv6().unwrap();
+        assert_eq!((v6.gateway.to_string(), v6.ip_range.unwrap().to_string()), ("fd00:6::fe".into(), "fd00:6::/80".into()));
+        // --ipv6 alone: IPv4 from the IPv4 pools, a /64 from the ULA pool.
+        let mut r = NetworkCreate { name: "auto6".into(), enable_ipv6: true, ..Default::default() };
+        let n = validate_network_create(&r, &c, &id, 0).unwrap();
+        assert_eq!(n.ipv4().unwrap().subnet.to_string(), "172.17.0.0/16");
+        let s6 = n.ipv6().unwrap().subnet;
+        assert!(s6.to_string().starts_with("fd") && s6.prefix_len() == 64 && !n.ipv6().unwrap().user_subnet, "{s6}");
+        // --ipv4=false: IPv6 only.
+        r.enable_ipv4 = Some(false);
+        let n = validate_network_create(&r, &c, &id, 0).unwrap();
+        assert!(n.ipv4().is_none() && n.ipv6().is_some());
+        r.enable_ipv6 = false;
+        assert_eq!(validate_network_create(&r, &c, &id, 0), Err(CoreError::NoFamily));
+    }
+
+    #[test]
+    fn bad_inputs_have_specific_errors() {
+        let pools = with_default_pools(vec![], b"seed");
+        let existing = vec![("other", "bth-1", vec!["10.5.0.0/16".parse().unwrap(), "fd00:5::/64".parse().unwrap()])];
+        let c = ctx(existing, &[], &pools);
+        let id = "0".repeat(64);
+        let e = |r: NetworkCreate| validate_network_create(&r, &c, &id, 0).unwrap_err();
+        assert!(matches!(e(req("a", Some("10.6.0.0/33"), None, None)), CoreError::InvalidCidr(_)));
+        assert!(matches!(e(req("a", Some("10.6.0.0/16"), Some("10.7.0.1"), None)), CoreError::GatewayOutsideSubnet { .. }));
+        assert!(matches!(e(req("a", Some("10.6.0.0/16"), None, Some("10.7.0.0/24"))), CoreError::RangeOutsideSubnet { .. }));
+        assert!(matches!(e(req("a", Some("10.5.3.0/24"), None, None)), CoreError::SubnetOverlapsNetwork { .. }));
+        assert!(matches!(e(req("a", Some("fd00:5::/80"), None, None)), CoreError::SubnetOverlapsNetwork { .. }), "overlapping IPv6");
+        assert!(matches!(e(req("a", Some("fd00:7::/64"), Some("fd00:8::1"), None)), CoreError::GatewayOutsideSubnet { .. }), "IPv6 gateway outside");
+        assert!(matches!(e(req("a", Some("fd00:7::/64"), Some("fd00:7::"), None)), CoreError::GatewayReserved(_)));
+        assert!(matches!(e(req("a", Some("fd00:7::/127"), None, None)), CoreError::SubnetTooSmall(_)), "/127");
+        assert!(matches!(e(req("a", Some("fe80::/64"), None, None)), CoreError::SubnetUnusable { kind: "link-local", .. }));
+        assert!(matches!(e(req("a", Some("ff05::/64"), None, None)), CoreError::SubnetUnusable { kind: "multicast", .. }));
+        assert!(matches!(e(req("a", None, Some("10.6.0.1"), None)), CoreError::NeedsSubnet("--gateway")));
+        assert!(matches!(e(req("other", None, None, None)), CoreError::DuplicateNetwork(_)));
+        assert!(matches!(e(req("bridge", None, None, None)), CoreError::DuplicateNetwork(_)));
+        assert!(matches!(e(req("bad name", None, None, None)), CoreError::InvalidName(_)));
+        assert!(matches!(e(req("a", Some("10.6.0.0/31"), None, None)), CoreError::SubnetTooSmall(_)));
+        let mut r = flags(&["10.6.0.0/24", "10.7.0.0/24"], &[], &[]);
+        assert_eq!(e(r.clone()), CoreError::TwoSubnetsOfAFamily("IPv4"));
+        r = flags(&["10.6.0.0/24"], &[], &[]);
+        r.enable_ipv4 = Some(false);
+        r.enable_ipv6 = true;
+        assert!(matches!(e(r), CoreError::Ipv4Disabled(_)));
+        let mut r = req("a", Some("fd00:9::/64"), None, None);
+        r.mtu = Some(1200);
+        assert_eq!(e(r), CoreError::InvalidMtu(1200), "IPv6 needs 1280");
+        let mut r = req("a", None, None, None);
+        r.options.insert("icc".into(), "maybe".into());
+        assert!(matches!(e(r), CoreError::InvalidOption { .. }));
+        let mut r = req("a", None, None, None);
+        r.options.insert("bridge_name".into(), "x;y".into());
+        assert!(matches!(e(r), CoreError::InvalidOption { .. }));
+        let mut r = req("a", None, None, None);
+        r.driver = Some("macvlan".into());
+        assert!(matches!(e(r), CoreError::UnknownDriver(_)));
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(matches!(pair_ipam_flags(&s(&["10.6.0.0/24"]), &s(&["fd00::1"]), &[]), Err(CoreError::NotInAnySubnet { .. })), "no IPv6 subnet");
+        assert!(matches!(pair_ipam_flags(&s(&["10.6.0.0/24", "10.7.0.0/24"]), &s(&["10.9.0.1"]), &[]), Err(CoreError::NotInAnySubnet { .. })));
+        let one = pair_ipam_flags(&s(&["10.6.0.0/24", "fd00::/64"]), &s(&["10.9.0.1"]), &[]).unwrap();
+        assert_eq!(one[0].gateway.as_deref(), Some("10.9.0.1"), "paired with the only IPv4 subnet, to be refused with its name");
+        assert!(matches!(pair_ipam_flags(&[], &[], &s(&["10.9.0.0/24"])), Err(CoreError::NeedsSubnet("--ip-range"))));
+    }
+
+    #[test]
+    fn automatic_subnet_avoids_host_routes() {
+        let pools = default_pools();
+        let host: Vec<IpNet> = vec!["172.18.0.0/16".parse().unwrap()];
+        let nets = vec![("berth0", "berth0", vec!["172.17.0.0/16".parse().unwrap()])];
+        let n = validate_network_create(&req("a", None, None, None), &ctx(nets, &host, &pools), &"0".repeat(64), 0).unwrap();
+        assert_eq!(n.ipam[0].subnet.to_string(), "172.19.0.0/16");
+        assert!(!n.ipam[0].user_subnet);
+    }
+
+    #[test]
+    fn unknown_json_fields_are_refused() {
+        assert!(serde_json::from_str::<NetworkCreate>(r#"{"Name":"a","Subnet":"10.0.0.0/8"}"#).is_err());
+        assert!(serde_json::from_str::<NetworkCreate>(r#"{"Name":"a","Internal":true,"EnableIPv6":true}"#).is_ok());
+    }
+}
