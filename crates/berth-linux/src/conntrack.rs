@@ -40,12 +40,13 @@ fn find(b: &[u8], ty: u16) -> Option<&[u8]> {
     attrs(b).into_iter().find(|(t, _)| *t == ty).map(|(_, p)| p)
 }
 
-fn header(out: &mut Vec<u8>, ty: u16, flags: u16, seq: u32) {
+/// The netlink and nfgenmsg headers; `family` AF_UNSPEC dumps both.
+fn header(out: &mut Vec<u8>, ty: u16, flags: u16, seq: u32, family: u8) {
     out.extend_from_slice(&[0u8; 16]);
     out[4..6].copy_from_slice(&((NFNL_SUBSYS_CTNETLINK << 8) | ty).to_ne_bytes());
     out[6..8].copy_from_slice(&flags.to_ne_bytes());
     out[8..12].copy_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&[libc::AF_INET as u8, 0, 0, 0]);
+    out.extend_from_slice(&[family, 0, 0, 0]);
 }
 
 fn finish(out: &mut [u8]) {
@@ -75,8 +76,8 @@ fn orig_dst(orig: &[u8]) -> Option<std::net::IpAddr> {
     find(ip, CTA_IP_V6_DST).and_then(|v| <[u8; 16]>::try_from(v).ok()).map(std::net::IpAddr::from)
 }
 
-/// Deletes every IPv4 entry whose original direction has one of the given
-/// (protocol, destination port) pairs, as `which` says. One dump of the
+/// Deletes every entry (IPv4 and IPv6) whose original direction has one of
+/// the given (protocol, destination port) pairs, as `which` says. One dump of the
 /// table, whatever the number of ports (a 10,000-port mapping is one pass,
 /// not 10,000).
 pub fn delete_by_orig_dport(ports: &std::collections::HashSet<(u8, u16)>, which: &Which) -> Result<()> {
@@ -86,11 +87,11 @@ pub fn delete_by_orig_dport(ports: &std::collections::HashSet<(u8, u16)>, which:
     let what = || format!("conntrack -D --orig-port-dst ({} ports)", ports.len());
     let sock = nfnl::open().map_err(|e| LinuxError::kernel(what(), e))?;
     let mut req = Vec::new();
-    header(&mut req, IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, 1);
+    header(&mut req, IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, 1, libc::AF_UNSPEC as u8);
     finish(&mut req);
     sock.send(&req, 0).map_err(|e| LinuxError::kernel(what(), e))?;
-    // Collect the original tuples to delete, then delete each.
-    let mut victims: Vec<Vec<u8>> = Vec::new();
+    // Collect the original tuples to delete (with their family), then delete each.
+    let mut victims: Vec<(u8, Vec<u8>)> = Vec::new();
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     'dump: loop {
         buf.clear();
@@ -110,15 +111,18 @@ pub fn delete_by_orig_dport(ports: &std::collections::HashSet<(u8, u16)>, which:
                     let status = find(body, CTA_STATUS).and_then(|v| <[u8; 4]>::try_from(v).ok()).map(u32::from_be_bytes).unwrap_or(0);
                     hit = status & IPS_DST_NAT == 0 && orig_dst(orig).is_some_and(|d| d.is_loopback() || local.contains(&d));
                 }
-                if hit && find(orig, CTA_TUPLE_IP).is_some() {
-                    victims.push(orig.to_vec());
+                if hit {
+                    if let Some(dst) = orig_dst(orig) {
+                        let family = if dst.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET } as u8;
+                        victims.push((family, orig.to_vec()));
+                    }
                 }
             }
         }
     }
-    for (i, orig) in victims.iter().enumerate() {
+    for (i, (family, orig)) in victims.iter().enumerate() {
         let mut m = Vec::new();
-        header(&mut m, IPCTNL_MSG_CT_DELETE, NLM_F_REQUEST | NLM_F_ACK, 2 + i as u32);
+        header(&mut m, IPCTNL_MSG_CT_DELETE, NLM_F_REQUEST | NLM_F_ACK, 2 + i as u32, *family);
         let nla_len = (4 + orig.len()) as u16;
         m.extend_from_slice(&nla_len.to_ne_bytes());
         m.extend_from_slice(&(CTA_TUPLE_ORIG | NLA_F_NESTED).to_ne_bytes());

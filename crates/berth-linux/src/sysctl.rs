@@ -43,3 +43,20 @@ pub fn disable_ipv6(dev: &str) -> Result<()> {
         r => r.ctx(|| format!("sysctl -w net.ipv6.conf.{dev}.disable_ipv6=1")),
     }
 }
+
+/// No duplicate address detection on one link:
+/// `sysctl -w net.ipv6.conf.DEV.accept_dad=0`, before it comes up.
+///
+/// For bridges. A new bridge's IPv6 link-local address would otherwise be
+/// "tentative" for a second or two, and until then the host sends no
+/// neighbour solicitation from the bridge for a packet it forwards (those
+/// are sourced from the link-local address): the first IPv6 packets routed
+/// to a container — a reply from outside, a published port — would wait
+/// or be lost. The bridge's addresses are berth's to choose, so checking
+/// them for duplicates protects nothing.
+pub fn no_dad(dev: &str) -> Result<()> {
+    match std::fs::write(format!("/proc/sys/net/ipv6/conf/{dev}/accept_dad"), "0") {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !std::path::Path::new("/proc/sys/net/ipv6/conf").exists() => Ok(()),
+        r => r.ctx(|| format!("sysctl -w net.ipv6.conf.{dev}.accept_dad=0")),
+    }
+}

@@ -35,7 +35,12 @@ fn bridge_and_veth_into_namespace() {
     let mut s = RtSocket::open().unwrap();
     netlink::add_bridge(&mut s, "bthtest0", "02:42:00:00:00:01", 1400, "berth").unwrap();
     let br = netlink::link_index(&mut s, "bthtest0").unwrap().unwrap();
-    assert_eq!((br.alias.as_deref(), br.mtu, br.up), (Some("berth"), 1400, true));
+    assert_eq!((br.alias.as_deref(), br.mtu, br.up), (Some("berth"), 1400, false), "made down, for settings that must precede up");
+    berth_linux::sysctl::no_dad("bthtest0").unwrap();
+    assert_eq!(berth_linux::sysctl::read("net/ipv6/conf/bthtest0/accept_dad").unwrap(), "0");
+    netlink::set_link_up(&mut s, br.index, None).unwrap();
+    let br = netlink::link_index(&mut s, "bthtest0").unwrap().unwrap();
+    assert!(br.up);
     netlink::add_address(&mut s, br.index, "10.77.0.1/24".parse().unwrap()).unwrap();
     // idempotent
     netlink::add_address(&mut s, br.index, "10.77.0.1/24".parse().unwrap()).unwrap();
@@ -184,10 +189,9 @@ fn elements_over_netlink_match_nft() {
 /// address that was asked for.
 #[test]
 fn socket_translation_is_confined_to_its_namespace() {
-    use std::collections::HashSet;
-    use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 
-    use berth_linux::bpf::SocketNat;
+    use berth_linux::bpf::{PortEntry, SocketNat};
     if !root() {
         return;
     }
@@ -212,10 +216,10 @@ fn socket_translation_is_confined_to_its_namespace() {
     let one = (Ipv4Addr::new(10, 55, 0, 2), 40124);
     let to = (Ipv4Addr::LOCALHOST, tp);
     let mut nat = SocketNat::attach().unwrap();
-    nat.apply(&[], &[(any, to), (one, to)]).unwrap();
+    nat.apply(&[], &[PortEntry::V4(any, to), PortEntry::V4(one, to)]).unwrap();
     assert!(reaches("127.0.0.1:40123") && reaches("127.0.0.9:40123"), "every address: loopback");
     assert!(!reaches("10.55.0.1:40123"), "an address not (yet) in the local map stays with nft");
-    nat.set_local(&HashSet::from([Ipv4Addr::new(10, 55, 0, 1)])).unwrap();
+    nat.set_local(&[IpAddr::V4(Ipv4Addr::new(10, 55, 0, 1))]).unwrap();
     assert!(reaches("10.55.0.1:40123"), "every address: the namespace's own");
     assert!(reaches("10.55.0.2:40124") && !reaches("127.0.0.1:40124") && !reaches("10.55.0.1:40124"), "one address: only it");
     assert!(!reaches("127.0.0.1:40125"), "an unpublished port");
@@ -243,9 +247,9 @@ fn socket_translation_is_confined_to_its_namespace() {
     });
     assert_eq!(other.join().unwrap(), Err(std::io::ErrorKind::ConnectionRefused));
 
-    nat.apply(&[(any, to)], &[]).unwrap();
+    nat.apply(&[PortEntry::V4(any, to)], &[]).unwrap();
     assert!(!reaches("127.0.0.1:40123") && reaches("10.55.0.2:40124"), "removal is per mapping");
-    nat.replace(&[(any, to)]).unwrap();
+    nat.replace(&[PortEntry::V4(any, to)]).unwrap();
     assert!(reaches("127.0.0.1:40123") && !reaches("10.55.0.2:40124"), "replace leaves exactly what is wanted");
     drop(nat);
     // A child another test thread forks at this moment holds a copy of the
@@ -255,5 +259,164 @@ fn socket_translation_is_confined_to_its_namespace() {
     while reaches("127.0.0.1:40123") {
         assert!(std::time::Instant::now() < deadline, "dropping detaches the programs");
         std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// connect() of an IPv6 TCP socket made by hand, bound to `bind` first if
+/// given and IPV6_V6ONLY if asked: the errno if it fails.
+fn connect6_raw(bind: Option<std::net::Ipv6Addr>, v6only: bool, to: std::net::SocketAddrV6) -> Result<(), i32> {
+    let sa = |ip: std::net::Ipv6Addr, port: u16| {
+        let mut a: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+        a.sin6_family = libc::AF_INET6 as u16;
+        a.sin6_port = port.to_be();
+        a.sin6_addr.s6_addr = ip.octets();
+        a
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in6>() as u32;
+    let s = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(s >= 0);
+    let on: libc::c_int = v6only.into();
+    assert_eq!(unsafe { libc::setsockopt(s, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &on as *const _ as *const libc::c_void, 4) }, 0);
+    if let Some(ip) = bind {
+        let me = sa(ip, 0);
+        assert_eq!(unsafe { libc::bind(s, &me as *const _ as *const libc::sockaddr, len) }, 0);
+    }
+    let to = sa(*to.ip(), to.port());
+    let r = unsafe { libc::connect(s, &to as *const _ as *const libc::sockaddr, len) };
+    let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    unsafe { libc::close(s) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+/// The same for IPv6 sockets: `[::1]` and the namespace's IPv6 addresses
+/// for a mapping on every address, one address for a mapping on it; a
+/// v4-mapped destination by the IPv4 rules; and, where a port has only an
+/// IPv4 mapping on every address (an IPv4-only network), `[::1]:PORT` and
+/// the host's IPv6 addresses reach it over IPv4 (`tcp_v6_connect` follows
+/// the v4-mapped destination the program writes), with `getpeername`
+/// still showing `[::1]:PORT`.
+#[test]
+fn ipv6_socket_translation_and_the_ipv4_fallback() {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+
+    use berth_linux::bpf::{PortEntry, SocketNat};
+    if !root() {
+        return;
+    }
+    sh("ip link add bthdummy6 type bridge && ip link set bthdummy6 up \
+        && ip addr add fd55::1/64 dev bthdummy6 nodad && ip addr add fd55::2/64 dev bthdummy6 nodad && ip addr add 10.56.0.1/24 dev bthdummy6");
+    // Two "containers": one reached over IPv6, one over IPv4 only.
+    let c6 = TcpListener::bind("[::1]:0").unwrap();
+    let c4 = TcpListener::bind("127.0.0.1:0").unwrap();
+    c6.set_nonblocking(true).unwrap();
+    c4.set_nonblocking(true).unwrap();
+    let (to6, to4) = (c6.local_addr().unwrap(), c4.local_addr().unwrap());
+    // Where the last connection arrived (its server side's local address).
+    let arrival = || -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            for l in [&c6, &c4] {
+                match l.accept() {
+                    Ok((srv, _)) => return srv.local_addr().unwrap(),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("accept: {e}"),
+                }
+            }
+            assert!(Instant::now() < deadline, "connected, but to neither container");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    let reaches = |addr: &str| -> Option<SocketAddr> {
+        match TcpStream::connect(addr) {
+            Ok(c) => {
+                assert_eq!(c.peer_addr().unwrap(), addr.parse::<SocketAddr>().unwrap(), "getpeername shows what was asked");
+                Some(arrival())
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{addr}: {e}");
+                None
+            }
+        }
+    };
+    let (v6, v4) = (|ip: &str, port| (ip.parse::<Ipv6Addr>().unwrap(), port), |ip: &str, port| (ip.parse::<Ipv4Addr>().unwrap(), port));
+    let (to6e, to4e) = ((Ipv6Addr::LOCALHOST, to6.port()), (Ipv4Addr::LOCALHOST, to4.port()));
+    let any6 = PortEntry::V6(v6("::", 40223), to6e);
+    let one6 = PortEntry::V6(v6("fd55::2", 40224), to6e);
+    // An IPv4-only network's ports: on every address, and on one.
+    let only4 = PortEntry::V4(v4("0.0.0.0", 40226), to4e);
+    let one4 = PortEntry::V4(v4("127.0.0.1", 40227), to4e);
+    // A dual-stack network's port on every address: both families.
+    let (dual4, dual6) = (PortEntry::V4(v4("0.0.0.0", 40228), to4e), PortEntry::V6(v6("::", 40228), to6e));
+
+    let mut nat = SocketNat::attach().unwrap();
+    nat.apply(&[], &[any6, one6, only4, one4, dual4, dual6]).unwrap();
+    assert_eq!(reaches("[::1]:40223"), Some(to6), "every address: ::1");
+    assert_eq!(reaches("[fd55::1]:40223"), None, "an address not (yet) in the local map stays with nft");
+    nat.set_local(&[IpAddr::V6("fd55::1".parse().unwrap()), IpAddr::V4(Ipv4Addr::new(10, 56, 0, 1))]).unwrap();
+    assert_eq!(reaches("[fd55::1]:40223"), Some(to6), "every address: the namespace's own");
+    assert_eq!((reaches("[fd55::2]:40224"), reaches("[::1]:40224"), reaches("[fd55::1]:40224")), (Some(to6), None, None), "one address: only it");
+    assert_eq!(reaches("[::1]:40225"), None, "an unpublished port");
+    assert_eq!(reaches("[::ffff:127.0.0.1]:40223"), None, "an IPv6 mapping is not an IPv4 connection's");
+
+    // The IPv4 mapping on every address, from IPv6: over IPv4.
+    assert_eq!((reaches("[::1]:40226"), reaches("[fd55::1]:40226")), (Some(to4), Some(to4)), "[::1] and local IPv6 addresses reach an IPv4-only port");
+    assert_eq!(reaches("[fd55::2]:40226"), None, "not for an address outside the local map");
+    let c = TcpStream::connect("[::1]:40226").unwrap();
+    assert_eq!(c.local_addr().unwrap().ip(), IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped()), "an IPv4 connection of an IPv6 socket");
+    assert_eq!(arrival(), to4);
+    drop(c);
+    assert_eq!(reaches("127.0.0.1:40226"), Some(to4), "connect4 as ever");
+    assert_eq!((reaches("[::1]:40227"), reaches("127.0.0.1:40227")), (None, Some(to4)), "a mapping on one IPv4 address has no fallback");
+    assert_eq!((reaches("[::1]:40228"), reaches("127.0.0.1:40228")), (Some(to6), Some(to4)), "dual stack: each family its own");
+    // A v4-mapped destination is an IPv4 connection, by connect4's rules.
+    for addr in ["[::ffff:127.0.0.1]:40226", "[::ffff:127.0.0.9]:40226", "[::ffff:10.56.0.1]:40226", "[::ffff:127.0.0.1]:40227"] {
+        assert_eq!(reaches(addr), Some(to4), "{addr}");
+    }
+    assert_eq!(reaches("[::ffff:127.0.0.9]:40227"), None, "one IPv4 address: only it");
+
+    // Raw sockets: V6ONLY cannot take the fallback (documented); bound
+    // sockets keep the nft path.
+    let at = |s: &str| s.parse::<SocketAddrV6>().unwrap();
+    assert_eq!(connect6_raw(None, true, at("[::1]:40226")), Err(libc::ENETUNREACH), "V6ONLY: no IPv4 fallback");
+    assert_eq!(connect6_raw(None, true, at("[::1]:40223")), Ok(()), "V6ONLY: IPv6 mappings as ever");
+    assert_eq!(arrival(), to6);
+    assert_eq!(connect6_raw(None, false, at("[::1]:40226")), Ok(()));
+    assert_eq!(arrival(), to4);
+    for addr in ["[::1]:40223", "[::1]:40226"] {
+        assert_eq!(connect6_raw(Some(Ipv6Addr::LOCALHOST), false, at(addr)), Err(libc::ECONNREFUSED), "bound first: {addr}");
+    }
+
+    // Another namespace, with listeners on the same target ports: untouched.
+    let (p6, p4) = (to6.port(), to4.port());
+    let other = std::thread::spawn(move || {
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
+        sh("ip link set lo up");
+        let _l6 = TcpListener::bind(("::1", p6)).unwrap();
+        let _l4 = TcpListener::bind(("127.0.0.1", p4)).unwrap();
+        ["[::1]:40223", "[::1]:40226", "[::ffff:127.0.0.1]:40226"].map(|a| TcpStream::connect(a).map(drop).map_err(|e| e.kind()))
+    });
+    assert_eq!(other.join().unwrap(), [Err(std::io::ErrorKind::ConnectionRefused); 3]);
+
+    nat.apply(&[any6, dual6], &[]).unwrap();
+    assert_eq!((reaches("[::1]:40223"), reaches("[fd55::2]:40224")), (None, Some(to6)), "removal is per mapping");
+    assert_eq!(reaches("[::1]:40228"), Some(to4), "without its IPv6 mapping, the IPv4 one serves [::1]");
+    nat.apply(&[only4], &[]).unwrap();
+    assert_eq!(reaches("[::1]:40226"), None, "the fallback goes with the IPv4 mapping");
+    nat.replace(&[any6, only4]).unwrap();
+    assert_eq!((reaches("[::1]:40223"), reaches("[::1]:40226")), (Some(to6), Some(to4)), "replace adds what is wanted");
+    assert_eq!((reaches("[fd55::2]:40224"), reaches("127.0.0.1:40227"), reaches("[::1]:40228")), (None, None, None), "and only that");
+    nat.set_local(&[]).unwrap();
+    assert_eq!(reaches("[fd55::1]:40223"), None, "an address gone from the local map");
+    drop(nat);
+    // As above: a forked child may hold the links a moment longer.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while reaches("[::1]:40223").is_some() || reaches("[::1]:40226").is_some() {
+        assert!(Instant::now() < deadline, "dropping detaches the programs");
+        std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -1,4 +1,4 @@
-//! A tiny eBPF assembler: just the instructions berth's two socket programs
+//! A tiny eBPF assembler: just the instructions berth's socket programs
 //! use, with named labels so no jump offset is counted by hand. Pure: the
 //! bytes it produces are checked by unit tests and, for real, by the
 //! kernel's verifier when they are loaded.
@@ -152,6 +152,12 @@ impl Asm {
         self.push(Insn::new(0x05 | cond as u8, dst, 0, 0, imm))
     }
 
+    /// `goto label`.
+    pub fn goto(&mut self, label: &'static str) -> &mut Self {
+        self.fixups.push((self.insns.len(), label));
+        self.push(Insn::new(0x05, 0, 0, 0, 0))
+    }
+
     /// `if dst <cond> src goto label`.
     pub fn jump_reg(&mut self, cond: Cond, dst: Reg, src: Reg, label: &'static str) -> &mut Self {
         self.fixups.push((self.insns.len(), label));
@@ -204,12 +210,13 @@ mod tests {
     #[test]
     fn jumps_land_on_their_labels() {
         let mut a = Asm::default();
-        a.jump_imm(Cond::Ne, R1, 6, "out").ld_imm64(R1, 1 << 40).jump_reg(Cond::Eq, R0, R1, "out").label("out").exit();
+        a.jump_imm(Cond::Ne, R1, 6, "out").ld_imm64(R1, 1 << 40).jump_reg(Cond::Eq, R0, R1, "out").label("out").goto("end").exit().label("end").exit();
         let p = a.finish();
-        assert_eq!(p.len(), 5);
+        assert_eq!(p.len(), 7);
         assert_eq!((p[0].code, p[0].off), (0x55, 3));
         assert_eq!((p[3].code, p[3].off, p[3].regs), (0x1d, 0, 0x10));
         assert_eq!((p[1].imm, p[2].imm), (0, 256));
+        assert_eq!(p[4].bytes(), [0x05, 0, 1, 0, 0, 0, 0, 0], "goto skips one");
     }
 
     #[test]

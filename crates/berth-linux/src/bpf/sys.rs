@@ -23,8 +23,12 @@ pub const MAP_TYPE_LRU_HASH: u32 = 9;
 pub const F_NO_PREALLOC: u32 = 1;
 
 pub const PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
+/// `enum bpf_attach_type`: BPF_CGROUP_INET4_CONNECT, …_INET6_CONNECT,
+/// …_INET4_GETPEERNAME, …_INET6_GETPEERNAME.
 pub const CGROUP_INET4_CONNECT: u32 = 10;
+pub const CGROUP_INET6_CONNECT: u32 = 11;
 pub const CGROUP_INET4_GETPEERNAME: u32 = 29;
+pub const CGROUP_INET6_GETPEERNAME: u32 = 30;
 
 /// `union bpf_attr`, as raw bytes.
 struct Attr([u8; 128]);

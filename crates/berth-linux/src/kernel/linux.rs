@@ -53,15 +53,13 @@ impl LinuxKernel {
         let socket_nat = Arc::new(Mutex::new(socket_nat));
         if socket_nat.lock().unwrap().is_some() {
             // A port published on every address is translated for every
-            // address of the namespace, as the nft rules' `fib daddr type
-            // local` does: the map follows the addresses as they change.
+            // address of the namespace (both families), as the nft rules'
+            // `fib daddr type local` does: the maps follow the addresses
+            // as they change.
             let nat = socket_nat.clone();
-            let watch = netlink::watch_addresses(move |addrs| {
-                let v4 = addrs.into_iter().filter_map(|a| if let IpAddr::V4(v) = a { Some(v) } else { None }).collect();
-                with_nat(&nat, |n| n.set_local(&v4))
-            });
+            let watch = netlink::watch_addresses(move |addrs| with_nat(&nat, |n| n.set_local(&addrs)));
             if let Err(e) = watch {
-                tracing::warn!("cannot follow host addresses ({e}): only 127.0.0.0/8 is translated");
+                tracing::warn!("cannot follow host addresses ({e}): only 127.0.0.0/8 and ::1 are translated");
             }
         }
         LinuxKernel { pool: Mutex::new(Vec::new()), reaper: Reaper::start(), bridges: Default::default(), socket_nat }
@@ -230,6 +228,8 @@ impl LinuxKernel {
                 Some(l) => l,
                 None if plan.owned => {
                     netlink::add_bridge(s, &plan.name, &plan.mac, plan.mtu, OWNER_ALIAS)?;
+                    // Created down: no DAD on it, then up (below).
+                    sysctl::no_dad(&plan.name)?;
                     netlink::link_index(s, &plan.name)?.expect("bridge just created")
                 }
                 None => {

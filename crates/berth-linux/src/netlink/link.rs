@@ -89,17 +89,18 @@ pub fn link_index(sock: &mut RtSocket, name: &str) -> Result<Option<LinkInfo>> {
     }
 }
 
-/// `ip link add NAME address MAC type bridge mtu PLACEHOLDER; ip link set NAME mtu MTU alias ALIAS up`
+/// `ip link add NAME address MAC type bridge mtu PLACEHOLDER; ip link set NAME mtu MTU alias ALIAS`
 ///
 /// The MTU is set in a second request, as a change: the kernel only counts
 /// an MTU as set by the user when it changes one (an MTU given at creation
 /// is not), and a bridge without that mark recomputes its MTU from all its
 /// ports on every port added (`br_mtu_auto_adjust`, a walk over the ports).
+///
+/// The bridge is left down: the caller sets what must be in place before
+/// it comes up (see `sysctl::no_dad`), then brings it up.
 pub fn add_bridge(sock: &mut RtSocket, name: &str, mac: &str, mtu: u32, alias: &str) -> Result<()> {
     let placeholder = if mtu > 68 { mtu - 1 } else { mtu + 1 };
     let mut m = LinkMessage::default();
-    m.header.flags = LinkFlags::Up;
-    m.header.change_mask = LinkFlags::Up;
     m.attributes.push(LinkAttribute::IfName(name.to_string()));
     m.attributes.push(LinkAttribute::Address(parse_mac(mac)));
     m.attributes.push(LinkAttribute::Mtu(placeholder));
