@@ -133,10 +133,14 @@ async fn bench(a: &BenchArgs) -> Result<()> {
     // A Linux bridge takes at most 1024 ports: the n containers get one
     // network, the other measurements their own.
     anyhow::ensure!(n <= 1000, "at most 1000 containers per network (a Linux bridge has 1024 ports)");
-    for (name, subnet) in [("bench", "10.200.0.0/16"), ("benchp", "10.201.0.0/16"), ("benchc", "10.202.0.0/16")] {
+    for (name, subnet) in [("bench", "10.200.0.0/16"), ("benchp", "10.201.0.0/16"), ("benchc", "10.202.0.0/16"), ("bench4", "10.203.0.0/16")] {
         c.post("/networks/create", &json!({"Name": name, "IPAM": {"Config": [{"Subnet": subnet}]}})).await?;
     }
-    let total = n + 3 * k;
+    // Dual-stack: one for attaches, one for throughput over IPv6.
+    for (name, v4, v6) in [("bench6", "10.204.0.0/16", "fd00:204::/64"), ("benchd", "10.205.0.0/16", "fd00:205::/64")] {
+        c.post("/networks/create", &json!({"Name": name, "EnableIPv6": true, "IPAM": {"Config": [{"Subnet": v4}, {"Subnet": v6}]}})).await?;
+    }
+    let total = n + 5 * k;
     let batch: String = (0..total).map(|i| format!("netns add bn{i}\n")).collect();
     let mut p = Command::new("ip").args(["-batch", "-"]).stdin(Stdio::piped()).spawn()?;
     std::io::Write::write_all(p.stdin.as_mut().unwrap(), batch.as_bytes())?;
@@ -146,6 +150,19 @@ async fn bench(a: &BenchArgs) -> Result<()> {
     settle("the attach measurements");
 
     println!("{:<58} {:>5} {:>10} {:>10}", "operation", "n", "median", "p95");
+    // IPv4-only against dual-stack, alternating, on empty networks of their own.
+    let (mut only4, mut dual) = (Vec::new(), Vec::new());
+    for j in 0..k {
+        for (net, base, out) in [("bench4", n + 3 * k, &mut only4), ("bench6", n + 4 * k, &mut dual)] {
+            let i = base + j;
+            let body = json!({"Netns": format!("/run/netns/bn{i}"), "Name": format!("bn{i}"), "Network": net});
+            let t = Instant::now();
+            c.post("/containers/attach", &body).await.with_context(|| format!("attach bn{i} to {net}"))?;
+            out.push(ms(t));
+        }
+    }
+    let (v4_med, _) = row("API attach, IPv4-only network (alternating with the next)", &only4);
+    let (ds_med, _) = row("API attach, dual-stack network (IPv4 and IPv6)", &dual);
     let mut attach = Vec::with_capacity(n);
     for i in 0..n {
         let body = json!({"Netns": format!("/run/netns/bn{i}"), "Name": format!("bn{i}"), "Network": "bench"});
@@ -230,6 +247,7 @@ async fn bench(a: &BenchArgs) -> Result<()> {
     println!("  API attach with a port median {port_med:.3} ms <= 3 ms: {}", verdict(port_med <= 3.0));
     println!("  API detach median {det_med:.3} ms <= 2 ms: {}", verdict(det_med <= 2.0));
     println!("  containers {}-{} / 1-20 = {:.2} <= 1.10: {}", n - k + 1, n, last / first, verdict(last / first <= 1.10));
+    println!("  dual-stack attach / IPv4 attach = {:.2} <= 1.20: {}", ds_med / v4_med, verdict(ds_med / v4_med <= 1.20));
     println!("  berth attach command / ip commands = {:.3} <= 0.12: {}", cli_med / ip_med, verdict(cli_med / ip_med <= 0.12));
     println!("  {}-port range {range_ms:.1} ms <= 100 ms, 0 processes started by berth: {}", a.range, verdict(range_ms <= 100.0 && range_procs == 0));
 
@@ -335,7 +353,11 @@ async fn throughput(d: &LocalDaemon, range: u16, rounds: usize) -> Result<()> {
     let ip = v["NetworkSettings"]["Networks"]["benchc"]["IPAddress"].as_str().unwrap_or_default().to_string();
     // What a program on the host most often dials for a published port.
     let host = "127.0.0.1";
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = v["State"]["Pid"].as_u64().unwrap_or(0) as u32;
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while !berth_linux::ports::listening_in(pid, false, 5201) && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     println!("\nthroughput (iperf3, host -> the same container; {rounds} rounds of 1 s runs ordered direct, published[, DNAT], direct[, DNAT], published, direct)");
     println!("  socket translation: {}", if translated { "on (the published path is translated in connect())" } else { "off (the published path is the nft DNAT rules)" });
     for total in [1u32, range as u32] {
@@ -366,6 +388,43 @@ async fn throughput(d: &LocalDaemon, range: u16, rounds: usize) -> Result<()> {
         }
     }
     let _ = c.call(Method::POST, "/containers/filler/detach", None).await;
+    c.call(Method::DELETE, &format!("/containers/{id}?force=1"), None).await?;
+    throughput_v6(d, range, rounds).await
+}
+
+/// The same over IPv6 on a dual-stack network: iperf3 through the port
+/// published on every address, dialled at [::1] (translated in connect6;
+/// a DNAT'ed packet from ::1 could not leave the loopback), against
+/// straight to the container's IPv6 address.
+async fn throughput_v6(d: &LocalDaemon, range: u16, rounds: usize) -> Result<()> {
+    let c = &d.client;
+    let r = c.post("/containers/run", &json!({"Name": "iperf6", "Network": "benchd", "Publish": ["15202:5201"], "Cmd": ["taskset", "-c", "1", "iperf3", "-s", "-p", "5201"]})).await?.json()?;
+    let id = r["Id"].as_str().unwrap_or_default().to_string();
+    let v = c.get(&format!("/containers/{id}/json")).await?;
+    let ip6 = v["NetworkSettings"]["Networks"]["benchd"]["GlobalIPv6Address"].as_str().unwrap_or_default().to_string();
+    let pid = v["State"]["Pid"].as_u64().unwrap_or(0) as u32;
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while !berth_linux::ports::listening_in(pid, false, 5201) && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    println!("\nthroughput over IPv6 (iperf3, host -> a container of a dual-stack network; {rounds} rounds: direct, published [::1], direct, published, direct)");
+    for total in [1u32, range as u32] {
+        if total > 1 {
+            sh("ip netns add bnfill6")?;
+            let spec = format!("30000-{}:30000-{}", 30000 + total - 2, 30000 + total - 2);
+            c.post("/containers/attach", &json!({"Netns": "/run/netns/bnfill6", "Name": "filler6", "Network": "benchd", "Publish": [spec]})).await?;
+        }
+        let mut direct = || iperf(&format!("{ip6} -p 5201"));
+        let mut published = || iperf("::1 -p 15202");
+        let r = interleaved(rounds, &mut direct, &mut [&mut published])?;
+        let r = &r[0];
+        let label = format!("{total} port{} published", if total == 1 { "" } else { "s" });
+        println!("  {label:<24} direct {:>6.2} Gbit/s   via [::1]:15202 {:>6.2} Gbit/s   {}", r.base, r.this, r.ratio_text());
+        if total > 1 {
+            println!("  target: ratio {:.3} >= 0.95 with {total} ports published (IPv6): {}", r.ratio, verdict(r.ratio >= 0.95));
+        }
+    }
+    let _ = c.call(Method::POST, "/containers/filler6/detach", None).await;
     c.call(Method::DELETE, &format!("/containers/{id}?force=1"), None).await?;
     Ok(())
 }

@@ -98,7 +98,7 @@ impl Demo {
     fn server(&mut self, name: &str, opts: &[&str]) {
         let mut args = vec!["run", "-d", "--name", name];
         args.extend_from_slice(opts);
-        let script = format!("exec socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:'echo hello from {name}'");
+        let script = format!("exec socat TCP6-LISTEN:80,ipv6only=0,fork,reuseaddr SYSTEM:'echo hello from {name}'");
         args.extend_from_slice(&["--", "sh", "-c", &script]);
         self.berth(&args);
         let pid = self.pid(name);
@@ -119,9 +119,17 @@ impl Demo {
     }
 
     fn ip(&self, name: &str, net: &str) -> String {
+        self.address(name, net, "IPAddress")
+    }
+
+    fn ip6(&self, name: &str, net: &str) -> String {
+        self.address(name, net, "GlobalIPv6Address")
+    }
+
+    fn address(&self, name: &str, net: &str, field: &str) -> String {
         let o = Command::new("/proc/self/exe").args(["inspect", name]).env("BERTH_HOST", &self.host).output().expect("inspect");
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-        v[0]["NetworkSettings"]["Networks"][net]["IPAddress"].as_str().unwrap_or_default().to_string()
+        v[0]["NetworkSettings"]["Networks"][net][field].as_str().unwrap_or_default().to_string()
     }
 }
 
@@ -152,12 +160,14 @@ async fn demo(a: &DemoArgs) -> Result<usize> {
     let d = LocalDaemon::start(&["--log-level", "warn"]).await?;
     let mut m = Demo { host: d.host_env(), verbose: a.verbose, failures: vec![] };
     // An "outside" machine wired to our sandbox host: host 10.99.0.1, outsider 10.99.0.2.
+    // IPv6 too: host fd99::1, outsider fd99::2 (no DAD on the fresh links).
     for c in [
         "ip netns add outside",
         "ip link add uplink type veth peer name eth0 netns outside",
-        "ip addr add 10.99.0.1/24 dev uplink && ip link set uplink up",
-        "ip -n outside addr add 10.99.0.2/24 dev eth0 && ip -n outside link set eth0 up && ip -n outside link set lo up",
-        "ip -n outside route add default via 10.99.0.1",
+        "sysctl -qw net.ipv6.conf.uplink.accept_dad=0 && ip netns exec outside sysctl -qw net.ipv6.conf.eth0.accept_dad=0",
+        "ip addr add 10.99.0.1/24 dev uplink && ip addr add fd99::1/64 dev uplink nodad && ip link set uplink up",
+        "ip -n outside addr add 10.99.0.2/24 dev eth0 && ip -n outside addr add fd99::2/64 dev eth0 nodad && ip -n outside link set eth0 up && ip -n outside link set lo up",
+        "ip -n outside route add default via 10.99.0.1 && ip -n outside -6 route add default via fd99::1",
     ] {
         sh(c);
     }
@@ -259,6 +269,26 @@ async fn demo(a: &DemoArgs) -> Result<usize> {
     }
     let r = m.exec_ok("secondcentos", "getent hosts api");
     m.check("secondcentos (default network) does not resolve api", !r);
+
+    m.section("9. IPv6 (dual stack)", "A network with both families: each container gets an address of each, published ports answer over both, names resolve to both.");
+    m.berth(&["network", "create", "--ipv6", "--subnet", "10.88.0.0/24", "--subnet", "fd00:88::/64", "dual"]);
+    m.server("web6", &["--network", "dual", "-p", "8443:80"]);
+    m.berth(&["run", "-d", "--name", "client6", "--network", "dual", "--", "sleep", "1000"]);
+    m.berth(&["port", "web6"]);
+    let r = probe("", "[::1]:8443");
+    m.expect("host → [::1]:8443", r, true);
+    let r = probe("ip netns exec outside ", "[fd99::1]:8443");
+    m.expect("outside machine → [fd99::1]:8443 (IPv6)", r, true);
+    let r = probe("ip netns exec outside ", "10.99.0.1:8443");
+    m.expect("outside machine → 10.99.0.1:8443 (IPv4)", r, true);
+    let out = String::from_utf8_lossy(
+        &Command::new("/proc/self/exe").args(["exec", "client6", "--", "getent", "ahosts", "web6"]).env("BERTH_HOST", &m.host).output().expect("exec").stdout,
+    )
+    .into_owned();
+    let addrs: std::collections::BTreeSet<&str> = out.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    println!("  client6$ getent ahosts web6\n    {}", addrs.iter().copied().collect::<Vec<_>>().join("\n    "));
+    let (v4, v6) = (m.ip("web6", "dual"), m.ip6("web6", "dual"));
+    m.check(&format!("web6 resolves to {v4} and {v6}"), addrs.contains(v4.as_str()) && addrs.contains(v6.as_str()));
 
     println!("\n== Cleaning up");
     d.shutdown().await;

@@ -178,6 +178,44 @@ fn resolver_answers_only_its_containers() {
     assert_eq!(dig(&s, "svc1", "svc1").1, vec![ip], "still answering its containers");
 }
 
+/// IPv6 names: AAAA records beside the A ones (names, aliases,
+/// NAME.NETWORK), ip6.arpa PTR answers, a resolver on the IPv6 gateway
+/// too (UDP and TCP), an IPv6-only network with its resolver on its IPv6
+/// gateway alone, and over IPv6 as over IPv4 it answers only containers.
+#[test]
+fn ipv6_names_and_resolvers() {
+    let Some(s) = sandbox(&["10.96.0.2"]) else { return };
+    s.ok(&["network", "create", "--ipv6", "--subnet", "10.58.0.0/24", "--subnet", "fd00:58::/64", "ds"]);
+    s.ok(&["network", "create", "--ipv6", "--ipv4=false", "--subnet", "fd00:59::/64", "only6"]);
+    s.run("db", &["--network", "ds", "--network-alias", "database"], "sleep 1000");
+    s.run("web", &["--network", "ds"], "sleep 1000");
+    s.run("v6a", &["--network", "only6"], "sleep 1000");
+    s.run("v6b", &["--network", "only6"], "sleep 1000");
+    let (db4, db6) = (s.ip("db", "ds"), s.ip6("db", "ds"));
+    let resolv = String::from_utf8_lossy(&s.exec("web", "cat /etc/resolv.conf").stdout).into_owned();
+    assert!(resolv.starts_with("nameserver 10.58.0.1\nnameserver fd00:58::1\n"), "{resolv}");
+    assert_eq!(dig(&s, "web", "db"), ("NOERROR".into(), vec![db4.clone()]));
+    assert_eq!(dig(&s, "web", "-t AAAA db"), ("NOERROR".into(), vec![db6.clone()]));
+    assert_eq!(dig(&s, "web", "-t AAAA database").1, vec![db6.clone()], "alias");
+    assert_eq!(dig(&s, "web", "-t AAAA db.ds").1, vec![db6.clone()], "NAME.NETWORK");
+    assert_eq!(dig(&s, "web", &format!("-x {db6}")).1, vec!["db.ds.".to_string()], "ip6.arpa");
+    for server in ["@fd00:58::1", "+tcp @fd00:58::1"] {
+        assert_eq!(dig(&s, "web", &format!("{server} -t AAAA db")).1, vec![db6.clone()], "asked over IPv6 ({server})");
+    }
+    // IPv6 only: the resolver sits on the IPv6 gateway, A queries have no data.
+    let resolv = String::from_utf8_lossy(&s.exec("v6a", "cat /etc/resolv.conf").stdout).into_owned();
+    assert!(resolv.starts_with("nameserver fd00:59::1\n") && !resolv.contains("10."), "{resolv}");
+    assert_eq!(dig(&s, "v6a", "-t AAAA v6b").1, vec![s.ip6("v6b", "only6")]);
+    assert_eq!(dig(&s, "v6a", "v6b"), ("NOERROR".into(), vec![]), "no IPv4 address: NODATA");
+    assert_eq!(dig(&s, "v6a", "-t AAAA db").0, "NXDOMAIN", "names of other networks stay hidden");
+    // From outside, over IPv6: nothing.
+    s.outside(&["fd00:58::/64"]);
+    for q in ["-t AAAA db", "+tcp -t AAAA db", &format!("-x {db6}")] {
+        let o = sh_out(&format!("ip netns exec outside dig +tries=1 +time=1 @fd00:58::1 {q}"));
+        assert!(!o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("status:"), "a machine outside got an answer to {q}");
+    }
+}
+
 #[test]
 fn changes_are_seen_at_once() {
     let Some(s) = sandbox(&["10.96.0.2"]) else { return };

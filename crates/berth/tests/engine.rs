@@ -44,11 +44,14 @@ fn outbound_traffic_is_masqueraded_and_inbound_refused() {
 #[test]
 fn masquerade_can_be_turned_off() {
     let Some(s) = Sandbox::new() else { return };
-    s.outside(&["10.60.0.0/24"]);
+    s.outside(&["10.60.0.0/24", "fd00:60::/64"]);
     let _peer = s.outside_echo_peer(8000);
-    s.ok(&["network", "create", "--subnet", "10.60.0.0/24", "-o", "masquerade=false", "routed"]);
-    s.run("c", &["--network", "routed", "--ip", "10.60.0.9"], "sleep 1000");
+    let _peer6 = s.outside_echo_peer6(8001);
+    s.ok(&["network", "create", "--ipv6", "--subnet", "10.60.0.0/24", "--subnet", "fd00:60::/64", "-o", "masquerade=false", "routed"]);
+    s.run("c", &["--network", "routed", "--ip", "10.60.0.9", "--ip6", "fd00:60::9"], "sleep 1000");
     assert_eq!(s.tcp_from("c", "10.99.0.2", 8000).as_deref(), Some("10.60.0.9"), "source kept without masquerade");
+    let seen = s.tcp_from("c", "fd99::2", 8001).and_then(|a| a.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok());
+    assert_eq!(seen, Some("fd00:60::9".parse().unwrap()), "IPv6 source kept without masquerade");
 }
 
 #[test]
@@ -79,7 +82,7 @@ fn networks_are_isolated_unless_connected_to_both() {
 fn internal_network_has_no_way_out() {
     let Some(s) = Sandbox::new() else { return };
     s.outside(&[]);
-    sh("ip netns exec outside sh -c 'socat TCP-LISTEN:8000,fork,reuseaddr SYSTEM:\"echo hi\" >/dev/null 2>&1 &'");
+    let _peer = s.outside_echo_peer(8000);
     s.ok(&["network", "create", "--internal", "--subnet", "10.70.0.0/24", "secret"]);
     s.server("db", &["--network", "secret"], 80);
     s.run("app", &["--network", "secret"], "sleep 1000");
@@ -232,4 +235,50 @@ fn bridge_names_with_dots() {
     s.run("a", &["--network", "vlanish"], "sleep 1000");
     s.run("b", &["--network", "vlanish"], "sleep 1000");
     assert!(s.ping_from("a", &s.ip("b", "vlanish")));
+}
+
+/// Dual-stack and IPv6-only networks, and a dual-stack default network
+/// (`--ipv6 --fixed-cidr-v6`): one address per family with each family's
+/// gateway as default route, traffic between containers over both, the
+/// outside reached over IPv6 with the host's address (masqueraded), and
+/// no direct IPv6 access from the outside.
+#[test]
+fn dual_stack_and_ipv6_only_networks() {
+    let Some(s) = Sandbox::with_args(&["--ipv6", "--fixed-cidr-v6", "fd00:17::/64"]) else { return };
+    s.outside(&["fd00:61::/64"]);
+    let _peer = s.outside_echo_peer6(8000);
+    s.ok(&["network", "create", "--ipv6", "--subnet", "10.61.0.0/24", "--subnet", "fd00:61::/64", "ds"]);
+    s.ok(&["network", "create", "--ipv6", "--ipv4=false", "--subnet", "fd00:62::/64", "only6"]);
+    s.server("web", &["--network", "ds", "--ip6", "fd00:61::80"], 80);
+    s.run("client", &["--network", "ds"], "sleep 1000");
+    s.server("v6srv", &["--network", "only6"], 80);
+    s.run("v6cl", &["--network", "only6"], "sleep 1000");
+    s.run("plain", &[], "sleep 1000");
+
+    let v = s.inspect("web");
+    let ep = &v["NetworkSettings"]["Networks"]["ds"];
+    assert_eq!((ep["GlobalIPv6Address"].as_str(), ep["GlobalIPv6PrefixLen"].as_u64(), ep["IPv6Gateway"].as_str()), (Some("fd00:61::80"), Some(64), Some("fd00:61::1")));
+    assert_eq!(ep["IPAMConfig"]["IPv6Address"], "fd00:61::80");
+    let n: serde_json::Value = serde_json::from_str(&s.ok(&["network", "inspect", "ds"])).unwrap();
+    assert_eq!((n[0]["EnableIPv6"].as_bool(), n[0]["IPAM"]["Config"].as_array().map(|c| c.len())), (Some(true), Some(2)));
+    let routes = String::from_utf8_lossy(&s.exec("client", "ip route; ip -6 route").stdout).into_owned();
+    assert!(routes.contains("default via 10.61.0.1") && routes.contains("default via fd00:61::1"), "{routes}");
+
+    let (web4, web6) = (s.ip("web", "ds"), s.ip6("web", "ds"));
+    assert_eq!(s.tcp_from("client", &web6, 80).as_deref(), Some("ok-from-web"), "IPv6");
+    assert_eq!(s.tcp_from("client", &web4, 80).as_deref(), Some("ok-from-web"), "IPv4");
+    assert!(s.ping_from("client", &web6));
+    // IPv6 only: no IPv4 address at all.
+    assert_eq!(s.tcp_from("v6cl", &s.ip6("v6srv", "only6"), 80).as_deref(), Some("ok-from-v6srv"));
+    let v4 = String::from_utf8_lossy(&s.exec("v6cl", "ip -4 addr show eth0").stdout).into_owned();
+    assert!(v4.trim().is_empty(), "{v4}");
+    assert_eq!(s.ip("v6cl", "only6"), "");
+    // The default network is dual-stack.
+    assert!(s.ip6("plain", "berth0").starts_with("fd00:17::"), "{}", s.ip6("plain", "berth0"));
+    assert!(s.ok(&["info"]).contains("IPv6 forwarding: on"));
+    // Out over IPv6, with the host's address; not in directly.
+    let seen = s.tcp_from("client", "fd99::2", 8000).and_then(|a| a.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok());
+    assert_eq!(seen, Some("fd99::1".parse().unwrap()), "masqueraded");
+    assert!(!ok(&format!("ip netns exec outside socat -t5 -T5 - TCP:[{web6}]:80,connect-timeout=1 </dev/null")), "direct IPv6 access is dropped");
+    assert!(!ok(&format!("ip netns exec outside ping -6 -c1 -W1 {web6}")));
 }

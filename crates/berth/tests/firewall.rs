@@ -334,3 +334,79 @@ fn host_connections_are_translated_in_connect() {
     assert_eq!(host_tcp("127.0.0.1", 8090), None);
     s.ok(&["reconcile"]);
 }
+
+/// IPv6 on a dual-stack network gets every rule IPv4 gets: icc off both
+/// ways, a link opening only exposed ports, ports published on every
+/// address reachable over both families from another machine and from the
+/// host ([::1] too), a port bound to [::1] reachable only from the host,
+/// hairpin, IPv6 policies, conntrack cleanup of a removed UDP mapping, and
+/// all of it back after `nft flush ruleset` + reconcile.
+#[test]
+fn ipv6_gets_every_rule_ipv4_gets() {
+    let Some(s) = Sandbox::new() else { return };
+    s.outside(&["::1/128", "fd00:70::/64"]);
+    let outside6 = |to: &str| -> Option<String> {
+        let o = sh_out(&format!("ip netns exec outside socat -t5 -T5 - TCP:{to},connect-timeout=1 </dev/null"));
+        let out = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        (o.status.success() && !out.is_empty()).then_some(out)
+    };
+    s.ok(&["network", "create", "--ipv6", "--subnet", "10.70.0.0/24", "--subnet", "fd00:70::/64", "-o", "icc=false", "quiet6"]);
+    s.server("first", &["--network", "quiet6", "--expose", "80", "-p", "8085:80", "-p", "[::1]:8086:80"], 80);
+    s.server("second", &["--network", "quiet6"], 80);
+    s.run("third", &["--network", "quiet6", "--link", "first:firsttest"], "sleep 1000");
+    let (first6, second6, third6) = (s.ip6("first", "quiet6"), s.ip6("second", "quiet6"), s.ip6("third", "quiet6"));
+    let hosts = String::from_utf8_lossy(&s.exec("third", "cat /etc/hosts").stdout).into_owned();
+    assert!(hosts.contains(&format!("{first6}\tfirsttest first")), "the link's IPv6 address: {hosts}");
+
+    let check = |when: &str| {
+        // icc off, both ways, IPv6 as IPv4.
+        assert_eq!(s.tcp_from("second", &first6, 80), None, "{when}: icc off over IPv6");
+        assert_eq!(s.tcp_from("first", &second6, 80), None, "{when}");
+        assert!(!s.ping_from("first", &second6), "{when}");
+        // The link: the exposed port, over IPv6 too; not the way back.
+        assert_eq!(s.tcp_from("third", &first6, 80).as_deref(), Some("ok-from-first"), "{when}: link over IPv6");
+        assert_eq!(s.tcp_from("third", &second6, 80), None, "{when}");
+        assert_eq!(s.tcp_from("first", &third6, 80), None, "{when}");
+        // Published on every address: both families, from another machine and from the host.
+        assert_eq!(outside6("[fd99::1]:8085").as_deref(), Some("ok-from-first"), "{when}: outside over IPv6");
+        assert_eq!(outside6("10.99.0.1:8085").as_deref(), Some("ok-from-first"), "{when}: outside over IPv4");
+        assert_eq!(probe("", "[::1]:8085").as_deref(), Some("ok-from-first"), "{when}: the host at [::1]");
+        assert_eq!(probe("", "[fd99::1]:8085").as_deref(), Some("ok-from-first"), "{when}: the host at its own IPv6 address");
+        // Bound to [::1]: the host only, never a neighbour routing ::1 at us.
+        assert_eq!(probe("", "[::1]:8086").as_deref(), Some("ok-from-first"), "{when}: [::1] mapping from the host");
+        assert_eq!(outside6("[::1]:8086"), None, "{when}: a neighbour cannot reach a [::1] mapping");
+        assert_eq!(outside6("[fd99::1]:8086"), None, "{when}: nor through the host's address");
+        // Hairpin over IPv6: a container to the published port, itself included.
+        assert_eq!(s.tcp_from("second", "fd99::1", 8085).as_deref(), Some("ok-from-first"), "{when}: hairpin");
+        assert_eq!(s.tcp_from("first", "fd99::1", 8085).as_deref(), Some("ok-from-first"), "{when}: to itself");
+        // No direct access to the container from outside.
+        assert_eq!(outside6(&format!("[{first6}]:80")), None, "{when}: direct");
+    };
+    check("as set up");
+    // An IPv6 policy holds for IPv6 sources only.
+    let id = s.ok(&["policy", "deny", "--from", "fd99::2", "--to", "first:80"]).trim().to_string();
+    assert_eq!(outside6("[fd99::1]:8085"), None, "denied over IPv6");
+    assert_eq!(outside6("10.99.0.1:8085").as_deref(), Some("ok-from-first"), "an IPv6 policy leaves IPv4 alone");
+    sh("nft flush ruleset");
+    assert!(s.ok(&["reconcile"]).contains("nft table inet berth"));
+    assert_eq!(outside6("[fd99::1]:8085"), None, "the policy is back");
+    s.ok(&["policy", "rm", &id]);
+    check("after flush and reconcile");
+
+    // A removed UDP mapping takes its IPv6 conntrack state along.
+    s.udp_server("old", &["--network", "quiet6", "-p", "5401:53/udp"], 53, "from-old");
+    let ask = || udp_ask(Some("/run/netns/outside"), "[fd99::1]:5401", Some(40406)).unwrap_or_default();
+    assert_eq!(ask(), "from-old");
+    s.ok(&["rm", "-f", "old"]);
+    s.run("spacer", &["--network", "quiet6"], "sleep 1000");
+    s.udp_server("new", &["--network", "quiet6", "-p", "5401:53/udp"], 53, "from-new");
+    assert_eq!(ask(), "from-new", "the same IPv6 flow reaches the new mapping");
+}
+
+/// A TCP request from the sandbox (`prefix` empty) or through `ip netns
+/// exec NS`, waiting for the answer.
+fn probe(prefix: &str, to: &str) -> Option<String> {
+    let o = sh_out(&format!("{prefix}socat -t5 -T5 - TCP:{to},connect-timeout=1 </dev/null"));
+    let out = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    (o.status.success() && !out.is_empty()).then_some(out)
+}

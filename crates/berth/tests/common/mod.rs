@@ -137,6 +137,11 @@ impl Sandbox {
         self.inspect(name)["NetworkSettings"]["Networks"][net]["IPAddress"].as_str().unwrap().to_string()
     }
 
+    /// IPv6 address of a container on a network.
+    pub fn ip6(&self, name: &str, net: &str) -> String {
+        self.inspect(name)["NetworkSettings"]["Networks"][net]["GlobalIPv6Address"].as_str().unwrap().to_string()
+    }
+
     /// `berth run -d` with a command string run by sh.
     pub fn run(&self, name: &str, opts: &[&str], script: &str) -> String {
         let mut args = vec!["run", "-d", "--name", name];
@@ -145,11 +150,13 @@ impl Sandbox {
         self.ok(&args).trim().to_string()
     }
 
-    /// A container that answers `ok-from-NAME` on TCP `port`; returns once
+    /// A container that answers `ok-from-NAME` on TCP `port`, over IPv4 and
+    /// IPv6; returns once
     /// the server listens (`run -d` returns when the command has started,
     /// which is before it has bound its socket).
     pub fn server(&self, name: &str, opts: &[&str], port: u16) -> String {
-        let id = self.run(name, opts, &format!("exec socat TCP-LISTEN:{port},fork,reuseaddr SYSTEM:'echo ok-from-{name}'"));
+        // Both families: an IPv6 socket that takes IPv4 too (as v4-mapped).
+        let id = self.run(name, opts, &format!("exec socat TCP6-LISTEN:{port},ipv6only=0,fork,reuseaddr SYSTEM:'echo ok-from-{name}'"));
         self.wait_port(name, Proto::Tcp, port);
         id
     }
@@ -182,13 +189,15 @@ impl Sandbox {
         self.berth(&["exec", name, "--", "sh", "-c", cmd])
     }
 
-    /// TCP request from a container; the answer or None.
+    /// TCP request from a container (to a name, an IPv4 or an IPv6
+    /// address); the answer or None.
     pub fn tcp_from(&self, name: &str, ip: &str, port: u16) -> Option<String> {
-        let o = self.exec(name, &format!("socat -t5 -T5 - TCP:{ip}:{port},connect-timeout=1 </dev/null"));
+        let o = self.exec(name, &format!("socat -t5 -T5 - TCP:{}:{port},connect-timeout=1 </dev/null", bracket(ip)));
         let out = String::from_utf8_lossy(&o.stdout).trim().to_string();
         (o.status.success() && !out.is_empty()).then_some(out)
     }
 
+    /// ICMP (ICMPv6 for an IPv6 address) echo from a container.
     pub fn ping_from(&self, name: &str, ip: &str) -> bool {
         self.exec(name, &format!("ping -c1 -W1 {ip}")).status.success()
     }
@@ -213,21 +222,36 @@ impl Sandbox {
     }
 
     /// Makes an "outside" namespace wired to the sandbox as another machine:
-    /// sandbox 10.99.0.1/24 on `uplink`, the outsider 10.99.0.2/24, with a
-    /// route to `routes` via the sandbox.
+    /// sandbox 10.99.0.1/24 and fd99::1/64 on `uplink`, the outsider
+    /// 10.99.0.2/24 and fd99::2/64, with a route to each of `routes` (of
+    /// either family) via the sandbox.
     pub fn outside(&self, routes: &[&str]) {
         sh("ip netns add outside && ip link add uplink type veth peer name eth0 netns outside");
-        sh("ip addr add 10.99.0.1/24 dev uplink && ip link set uplink up");
-        sh("ip -n outside addr add 10.99.0.2/24 dev eth0 && ip -n outside link set eth0 up && ip -n outside link set lo up");
+        // No DAD: a link-local address still tentative sends no neighbour
+        // solicitations for forwarded IPv6 (a long-running uplink has
+        // settled long ago; this one was made a moment ago).
+        sh("sysctl -qw net.ipv6.conf.uplink.accept_dad=0 && ip netns exec outside sysctl -qw net.ipv6.conf.eth0.accept_dad=0");
+        sh("ip addr add 10.99.0.1/24 dev uplink && ip addr add fd99::1/64 dev uplink nodad && ip link set uplink up");
+        sh("ip -n outside addr add 10.99.0.2/24 dev eth0 && ip -n outside addr add fd99::2/64 dev eth0 nodad && ip -n outside link set eth0 up && ip -n outside link set lo up");
         for r in routes {
-            sh(&format!("ip -n outside route add {r} via 10.99.0.1"));
+            let via = if r.contains(':') { "fd99::1" } else { "10.99.0.1" };
+            sh(&format!("ip -n outside route add {r} via {via}"));
         }
     }
 
     /// A TCP server in the "outside" namespace that answers every
-    /// connection with the address it came from; stopped when dropped.
+    /// connection with the address it came from (IPv4, or with `v6` IPv6);
+    /// stopped when dropped.
     pub fn outside_echo_peer(&self, port: u16) -> Bg {
-        let bg = Bg::in_netns("outside", &format!("socat TCP-LISTEN:{port},fork,reuseaddr SYSTEM:'echo $SOCAT_PEERADDR'"));
+        self.outside_echo(port, "TCP4")
+    }
+
+    pub fn outside_echo_peer6(&self, port: u16) -> Bg {
+        self.outside_echo(port, "TCP6")
+    }
+
+    fn outside_echo(&self, port: u16, kind: &str) -> Bg {
+        let bg = Bg::in_netns("outside", &format!("socat {kind}-LISTEN:{port},fork,reuseaddr SYSTEM:'echo $SOCAT_PEERADDR'"));
         bg.wait_listening(Proto::Tcp, port);
         bg
     }
@@ -367,7 +391,8 @@ pub fn udp_ask(netns: Option<&str>, to: &str, source_port: Option<u16>) -> Optio
             // SAFETY: this short-lived thread enters the namespace and ends there.
             assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns {ns}");
         }
-        let sock = std::net::UdpSocket::bind(("0.0.0.0", source_port.unwrap_or(0))).expect("bind");
+        let any = if to.starts_with('[') { "::" } else { "0.0.0.0" };
+        let sock = std::net::UdpSocket::bind((any, source_port.unwrap_or(0))).expect("bind");
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         sock.connect(&to).ok()?;
         sock.send(b"q\n").ok()?;
@@ -380,7 +405,8 @@ pub fn udp_ask(netns: Option<&str>, to: &str, source_port: Option<u16>) -> Optio
 }
 
 /// A UDP server thread in a network namespace: answers every datagram on
-/// `port` with a fixed reply; stopped (and joined) when dropped.
+/// `port`, either family, with a fixed reply; stopped (and joined) when
+/// dropped.
 pub struct UdpEcho {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -396,7 +422,8 @@ impl UdpEcho {
         let thread = std::thread::spawn(move || {
             // SAFETY: this thread enters the namespace and ends there.
             assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
-            let sock = std::net::UdpSocket::bind(("0.0.0.0", port)).expect("bind");
+            // [::] takes IPv4 too (as v4-mapped) unless bindv6only is set.
+            let sock = std::net::UdpSocket::bind(("::", port)).expect("bind");
             sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
             tx.send(()).unwrap();
             let mut buf = [0u8; 1500];
@@ -417,6 +444,15 @@ impl Drop for UdpEcho {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// `[ADDR]` for an IPv6 address (as socat and URLs want it), else as is.
+pub fn bracket(ip: &str) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
     }
 }
 
