@@ -52,6 +52,11 @@ fn masquerade_can_be_turned_off() {
     assert_eq!(s.tcp_from("c", "10.99.0.2", 8000).as_deref(), Some("10.60.0.9"), "source kept without masquerade");
     let seen = s.tcp_from("c", "fd99::2", 8001).and_then(|a| a.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok());
     assert_eq!(seen, Some("fd00:60::9".parse().unwrap()), "IPv6 source kept without masquerade");
+    // Turning IPv6 forwarding on kept the uplink taking router advertisements.
+    assert_eq!(sh("cat /proc/sys/net/ipv6/conf/uplink/accept_ra").trim(), "2");
+    let info = s.ok(&["info"]);
+    assert!(info.contains("IPv6 forwarding: on (router advertisements still accepted: berth set accept_ra=2 on uplink)"), "{info}");
+    assert!(s.daemon_log().contains("accept_ra is now 2 on uplink"), "{}", s.daemon_log());
 }
 
 #[test]
@@ -281,4 +286,12 @@ fn dual_stack_and_ipv6_only_networks() {
     assert_eq!(seen, Some("fd99::1".parse().unwrap()), "masqueraded");
     assert!(!ok(&format!("ip netns exec outside socat -t5 -T5 - TCP:[{web6}]:80,connect-timeout=1 </dev/null")), "direct IPv6 access is dropped");
     assert!(!ok(&format!("ip netns exec outside ping -6 -c1 -W1 {web6}")));
+    // An internal dual-stack network: no way out in either family.
+    s.ok(&["network", "create", "--internal", "--ipv6", "--subnet", "10.63.0.0/24", "--subnet", "fd00:63::/64", "secret6"]);
+    s.server("vault", &["--network", "secret6"], 80);
+    s.run("inside", &["--network", "secret6"], "sleep 1000");
+    let routes = String::from_utf8_lossy(&s.exec("inside", "ip route; ip -6 route").stdout).into_owned();
+    assert!(!routes.contains("default"), "no default route in either family: {routes}");
+    assert_eq!(s.tcp_from("inside", "fd99::2", 8000), None);
+    assert_eq!(s.tcp_from("inside", &s.ip6("vault", "secret6"), 80).as_deref(), Some("ok-from-vault"), "inside they still talk");
 }
