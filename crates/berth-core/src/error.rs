@@ -97,6 +97,14 @@ pub enum CoreError {
     PublishUnreachable { spec: String, reason: String },
     #[error("invalid hostname {0:?}: use letters, digits, '-' and '.', at most 63 characters per label")]
     InvalidHostname(String),
+    #[error("invalid MAC address {0:?}: expected six hex pairs of a unicast address, e.g. 02:42:ac:11:00:02")]
+    InvalidMac(String),
+    #[error("invalid attach request: {0}")]
+    InvalidAttach(String),
+    #[error("interface name {0} is used twice in the container")]
+    DuplicateIfname(String),
+    #[error("MAC address {mac} is already in use on network {network}")]
+    MacInUse { mac: String, network: String },
     #[error("invalid environment variable {0:?}: expected KEY=VALUE")]
     InvalidEnv(String),
     #[error("invalid policy action {0:?}: use allow or deny")]

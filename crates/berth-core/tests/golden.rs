@@ -52,6 +52,8 @@ fn container(name: &str, net: &Network, ips: &[&str]) -> Container {
         network_id: net.id.clone(),
         static_ips: vec![],
         aliases: vec![],
+        mac: None,
+        ifname: None,
         endpoint: Some(Endpoint {
             id: format!("{name:e<64}"),
             addresses: ips

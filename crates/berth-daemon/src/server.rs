@@ -31,6 +31,11 @@ pub async fn serve(cfg: DaemonConfig) -> Result<()> {
         .map_err(|e| DaemonError::Internal(e.to_string()))??;
     let listener = UnixListener::bind(&socket).map_err(|e| DaemonError::Internal(format!("listen on {}: {e}", socket.display())))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660)).map_err(|e| DaemonError::Internal(e.to_string()))?;
+    // Who this daemon is, for whoever started it in the background.
+    let pid_file = d.cfg.exec_root.join("berth.pid");
+    if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
+        tracing::warn!("writing {}: {e}", pid_file.display());
+    }
     info!("berth daemon ready on unix://{}", socket.display());
     let app = crate::api::router(d);
     let shutdown = async {
@@ -49,5 +54,6 @@ pub async fn serve(cfg: DaemonConfig) -> Result<()> {
     };
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(|e| DaemonError::Internal(e.to_string()))?;
     let _ = std::fs::remove_file(&socket);
+    let _ = std::fs::remove_file(&pid_file);
     Ok(())
 }

@@ -121,3 +121,55 @@ proptest! {
         }
     }
 }
+
+/// One attach for several networks, each with what a runtime may keep:
+/// static addresses, its MAC, its interface name, aliases; and the errors
+/// for a clash of each.
+#[test]
+fn attach_to_several_networks_with_what_the_runtime_keeps() {
+    use berth_core::request::AttachNetwork;
+    let (d, _k, _dir) = daemon();
+    let mk = |name: &str, subnet: &str| NetworkCreate {
+        name: name.into(),
+        ipam: Some(berth_core::request::IpamRequest { config: vec![berth_core::request::IpamConfigRequest { subnet: Some(subnet.into()), ..Default::default() }] }),
+        ..Default::default()
+    };
+    d.network_create(&mk("a", "10.31.0.0/24")).unwrap();
+    d.network_create(&mk("b", "10.32.0.0/24")).unwrap();
+    let req = AttachRequest {
+        netns: "/fake/ns/multi".into(),
+        name: "multi".into(),
+        networks: vec![
+            AttachNetwork { network: "a".into(), ip: Some("10.31.0.9".parse().unwrap()), mac: Some("0A:58:0A:1F:00:09".into()), ifname: Some("eth1".into()), aliases: vec!["web".into()], ..Default::default() },
+            AttachNetwork { network: "b".into(), ifname: Some("eth0".into()), ..Default::default() },
+        ],
+        labels: [("io.podman.id".to_string(), "abc".to_string())].into(),
+        ..Default::default()
+    };
+    let id = d.attach(&req).unwrap();
+    let c = d.st().containers.get(&id).unwrap().clone();
+    let ep = |i: usize| c.attachments[i].endpoint.clone().unwrap();
+    assert_eq!((ep(0).ifname.as_str(), ep(0).mac.as_str(), ep(0).addresses[0].addr.to_string()), ("eth1", "0a:58:0a:1f:00:09", "10.31.0.9/24".to_string()));
+    assert_eq!(ep(1).ifname, "eth0");
+    assert_eq!(c.attachments[0].aliases, vec!["web".to_string()]);
+    assert_eq!(c.labels["io.podman.id"], "abc");
+    // Clashes: the same MAC on the network, an interface name twice, a network twice, both shapes.
+    let mut again = req.clone();
+    again.name = "other".into();
+    again.networks[0].ip = None;
+    again.networks.truncate(1);
+    assert!(d.attach(&again).unwrap_err().to_string().contains("MAC address 0a:58:0a:1f:00:09 is already in use on network a"));
+    let mut twice = req.clone();
+    twice.name = "other".into();
+    twice.networks = vec![AttachNetwork { network: "a".into(), ifname: Some("eth0".into()), ..Default::default() }, AttachNetwork { network: "b".into(), ifname: Some("eth0".into()), ..Default::default() }];
+    assert!(d.attach(&twice).unwrap_err().to_string().contains("interface name eth0 is used twice"));
+    twice.networks[1].network = "a".into();
+    twice.networks[1].ifname = None;
+    assert!(d.attach(&twice).unwrap_err().to_string().contains("already connected to network a"));
+    let mut both = again.clone();
+    both.network = Some("a".into());
+    assert!(d.attach(&both).unwrap_err().to_string().contains("not both"));
+    let mut bad = again.clone();
+    bad.networks[0].mac = Some("01:00:5e:00:00:01".into());
+    assert!(d.attach(&bad).unwrap_err().to_string().contains("invalid MAC address"));
+}

@@ -325,3 +325,19 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     // SAFETY: the kernel just gave us this fd.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
+
+/// Kills every container process whose shim recorded its state under
+/// `containers_dir` (an exec root's `containers/`): each shim and its
+/// command's process group, by the pids the shim wrote, after checking by
+/// start time that the pid is still that shim. For tearing down a private
+/// daemon's containers when the daemon itself can no longer be asked.
+pub fn kill_all_under(containers_dir: &Path) {
+    for entry in std::fs::read_dir(containers_dir).into_iter().flatten().flatten() {
+        let Some(s) = read_state(&entry.path()) else { continue };
+        if crate::proc::is_same_process(s.shim_pid, s.shim_start) {
+            signal_group(s.pid, libc::SIGKILL);
+            // SAFETY: signalling a process identified by pid and start time.
+            unsafe { libc::kill(s.shim_pid as i32, libc::SIGKILL) };
+        }
+    }
+}

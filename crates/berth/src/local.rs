@@ -24,7 +24,7 @@ impl Drop for LocalDaemon {
         if self.shut {
             return;
         }
-        let _ = Command::new("pkill").arg("-9").arg("-f").arg(format!("shim {}", self.dir.display())).status();
+        berth_linux::shim::kill_all_under(&self.dir.join("run/containers"));
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -1,13 +1,16 @@
 //! `berth`: the command-line client of the berth daemon, and the daemon itself
 //! (`berth daemon`). See `berth --help`.
 
+mod autostart;
 mod bench;
 mod bench_dns;
 mod bench_peers;
 mod client;
 mod cmd;
+mod cni;
 mod demo;
 mod local;
+mod netavark;
 mod table;
 
 use std::path::PathBuf;
@@ -126,6 +129,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The same binary is the front end other programs exec: podman's
+    // network backend when it is called `netavark`, a CNI plugin when a
+    // runtime sets CNI_COMMAND. Each is a thin client of the daemon.
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    if std::path::Path::new(&argv0).file_name().is_some_and(|n| n == "netavark") {
+        return netavark::main();
+    }
+    if std::env::var_os("CNI_COMMAND").is_some() {
+        return cni::main();
+    }
     let cli = Cli::parse();
     if let Command::Shim { spec, go_fd, status_fd } = &cli.cmd {
         berth_linux::shim::main(spec, *go_fd, *status_fd);

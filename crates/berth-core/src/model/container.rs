@@ -160,6 +160,12 @@ pub struct Attachment {
     /// `--ip` and `--ip6`: at most one per family.
     pub static_ips: Vec<IpAddr>,
     pub aliases: Vec<String>,
+    /// A MAC the caller asked for (a runtime that keeps one, e.g. podman).
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// An interface name the caller asked for (`eth0` is chosen otherwise).
+    #[serde(default)]
+    pub ifname: Option<String>,
     pub endpoint: Option<Endpoint>,
 }
 
@@ -204,6 +210,9 @@ pub struct Container {
     /// Link variables (`--link-env`) as computed at the last start.
     #[serde(default)]
     pub link_vars: Vec<(String, String)>,
+    /// Labels a caller attached (a runtime's own ids, for instance).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl Container {
@@ -226,6 +235,7 @@ impl Container {
             dns: vec![],
             env: vec![],
             link_vars: vec![],
+            labels: Default::default(),
         }
     }
 

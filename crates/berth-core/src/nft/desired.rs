@@ -244,6 +244,8 @@ mod tests {
             network_id: "n".into(),
             static_ips: vec![],
             aliases: vec![],
+            mac: None,
+            ifname: None,
             endpoint: Some(Endpoint {
                 id: "e".into(),
                 addresses: addrs.iter().map(|a| EndpointAddress { addr: a.parse().unwrap(), gateway: None }).collect(),

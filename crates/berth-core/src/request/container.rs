@@ -44,7 +44,9 @@ pub struct RunRequest {
     pub cmd: Vec<String>,
 }
 
-/// `POST /containers/attach`: network a namespace someone else made.
+/// `POST /containers/attach`: network a namespace someone else made. One
+/// network with the flat fields, or several with `Networks` (what a
+/// runtime that sets up all of a container's networks at once needs).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "PascalCase")]
 pub struct AttachRequest {
@@ -57,9 +59,74 @@ pub struct AttachRequest {
     #[serde(default)]
     pub ip6: Option<IpAddr>,
     #[serde(default)]
+    pub mac: Option<String>,
+    #[serde(default)]
+    pub ifname: Option<String>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub networks: Vec<AttachNetwork>,
+    #[serde(default)]
     pub publish: Vec<String>,
     #[serde(default)]
     pub expose: Vec<String>,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// One network of an attach request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "PascalCase")]
+pub struct AttachNetwork {
+    pub network: String,
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+    #[serde(default)]
+    pub ip6: Option<IpAddr>,
+    #[serde(default)]
+    pub mac: Option<String>,
+    #[serde(default)]
+    pub ifname: Option<String>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+impl AttachRequest {
+    /// The networks asked for: `Networks`, or the one the flat fields
+    /// name (the default network when none is named).
+    pub fn networks(&self) -> Vec<AttachNetwork> {
+        if !self.networks.is_empty() {
+            return self.networks.clone();
+        }
+        vec![AttachNetwork {
+            network: self.network.clone().unwrap_or_else(|| crate::model::DEFAULT_NETWORK.to_string()),
+            ip: self.ip,
+            ip6: self.ip6,
+            mac: self.mac.clone(),
+            ifname: self.ifname.clone(),
+            aliases: self.aliases.clone(),
+        }]
+    }
+
+    /// The flat fields and `Networks` together are ambiguous.
+    pub fn check_shape(&self) -> Result<()> {
+        let flat = self.network.is_some() || self.ip.is_some() || self.ip6.is_some() || self.mac.is_some() || self.ifname.is_some() || !self.aliases.is_empty();
+        if flat && !self.networks.is_empty() {
+            return Err(CoreError::InvalidAttach("give either Networks or Network/Ip/Ip6/Mac/Ifname/Aliases, not both".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A MAC a caller asks for: six hex pairs, unicast (lowest bit of the
+/// first octet clear), not all zeros. Returned lowercase.
+pub fn parse_mac(s: &str) -> Result<String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let bytes: Option<Vec<u8>> = (parts.len() == 6).then(|| parts.iter().map(|p| if p.len() == 2 { u8::from_str_radix(p, 16).ok() } else { None }).collect()).flatten();
+    match bytes {
+        Some(b) if b[0] & 1 == 0 && b.iter().any(|x| *x != 0) => Ok(s.to_ascii_lowercase()),
+        _ => Err(CoreError::InvalidMac(s.to_string())),
+    }
 }
 
 /// `POST /networks/{name}/connect` (Docker's shape, flattened).
@@ -74,6 +141,11 @@ pub struct NetworkConnect {
     pub ip6: Option<IpAddr>,
     #[serde(rename = "Aliases", default)]
     pub aliases: Vec<String>,
+    #[serde(rename = "MacAddress", default)]
+    pub mac: Option<String>,
+    /// berth's: the interface name inside the container.
+    #[serde(rename = "InterfaceName", default)]
+    pub ifname: Option<String>,
 }
 
 /// `--ip` and `--ip6` for one network: each of its own family, and only
@@ -153,6 +225,14 @@ mod tests {
         assert!(e.to_string().contains("has no IPv6 subnet, so --ip6 cannot be used on it (create it with --ipv6)"), "{e}");
         let v6 = net(&["fd00:1::/64"]);
         assert!(matches!(check_static_ips(&v6, ip("10.1.0.5"), None), Err(CoreError::NoSubnetOfFamily { flag: "--ip", .. })));
+    }
+
+    #[test]
+    fn macs() {
+        assert_eq!(parse_mac("02:42:AC:11:00:02").unwrap(), "02:42:ac:11:00:02");
+        for bad in ["01:00:5e:00:00:01", "00:00:00:00:00:00", "02:42:ac:11:00", "02:42:ac:11:00:0g", "0242ac110002", "2:42:ac:11:0:2"] {
+            assert!(parse_mac(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

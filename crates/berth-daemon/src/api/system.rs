@@ -37,6 +37,10 @@ pub async fn info(State(d): State<Shared>) -> ApiResult<Json<Value>> {
             "NftTable": "inet berth",
             "SocketTranslation": d.kernel.socket_translation(),
             "ServerVersion": env!("CARGO_PKG_VERSION"),
+            // The network namespace this daemon serves (inode of its
+            // /proc/self/ns/net): front ends check it is their own.
+            "NetnsId": berth_linux::netns::own_id(),
+            "Pid": std::process::id(),
             "ProcessesStarted": berth_linux::PROCESSES_STARTED.load(std::sync::atomic::Ordering::Relaxed),
         }))
     })

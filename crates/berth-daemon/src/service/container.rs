@@ -12,7 +12,7 @@ use berth_core::model::{
 use berth_core::names::{validate_hostname, validate_name};
 use berth_core::nft::{container_elements, Element};
 use berth_core::ports::parse_ports;
-use berth_core::request::{check_static_ips, parse_env, parse_link, AttachRequest, RunRequest};
+use berth_core::request::{check_static_ips, parse_env, parse_link, parse_mac, validate_ifname, AttachRequest, RunRequest};
 use berth_core::CoreError;
 use berth_linux::shim::{self, ShimSpec};
 use tracing::{info, warn};
@@ -152,7 +152,7 @@ impl Daemon {
                     return Err(CoreError::AliasesNeedUserNetwork.into());
                 }
                 let static_ips = check_static_ips(net, req.ip, req.ip6)?;
-                attachments.push(Attachment { network_id: net.id.clone(), static_ips, aliases: req.network_aliases.clone(), endpoint: None });
+                attachments.push(Attachment { network_id: net.id.clone(), static_ips, aliases: req.network_aliases.clone(), mac: None, ifname: None, endpoint: None });
             }
         }
         let (expose, publish) = parse_ports(&req.expose, &req.publish)?;
@@ -536,17 +536,38 @@ impl Daemon {
         self.kernel.check_netns(&path)?;
         let id = new_id();
         let (expose, publish) = parse_ports(&req.expose, &req.publish)?;
+        req.check_shape()?;
         let c = {
             let mut st = self.st();
             if st.container_by_name(&req.name).is_some() {
                 return Err(CoreError::DuplicateContainer(req.name.clone()).into());
             }
-            let net = st.network(req.network.as_deref().unwrap_or(DEFAULT_NETWORK))?;
-            let static_ips = check_static_ips(net, req.ip, req.ip6)?;
-            let net = net.id.clone();
+            let mut attachments: Vec<Attachment> = Vec::new();
+            for want in req.networks() {
+                let net = st.network(&want.network)?;
+                if attachments.iter().any(|a| a.network_id == net.id) {
+                    return Err(CoreError::AlreadyConnected { container: req.name.clone(), network: net.name.clone() }.into());
+                }
+                for a in &want.aliases {
+                    validate_name(a)?;
+                }
+                if net.predefined && !want.aliases.is_empty() {
+                    return Err(CoreError::AliasesNeedUserNetwork.into());
+                }
+                let static_ips = check_static_ips(net, want.ip, want.ip6)?;
+                let mac = want.mac.as_deref().map(parse_mac).transpose()?;
+                if let Some(i) = &want.ifname {
+                    validate_ifname(i).map_err(|reason| CoreError::InvalidOption { key: "Ifname".into(), reason })?;
+                    if attachments.iter().any(|a| a.ifname.as_deref() == Some(i.as_str())) {
+                        return Err(CoreError::DuplicateIfname(i.clone()).into());
+                    }
+                }
+                attachments.push(Attachment { network_id: net.id.clone(), static_ips, aliases: want.aliases.clone(), mac, ifname: want.ifname.clone(), endpoint: None });
+            }
             let mut c = Container::new(&id, &req.name, ContainerKind::Attached { netns: req.netns.clone() }, now());
             c.state = ContainerState { status: RunState::Starting, started_at: now(), ..ContainerState::created() };
-            c.attachments = vec![Attachment { network_id: net, static_ips, aliases: vec![], endpoint: None }];
+            c.attachments = attachments;
+            c.labels = req.labels.clone();
             (c.expose, c.publish) = (expose, publish);
             allocate(&mut st, &mut c, None)?;
             c.ports = super::ports::allocate(&st, self.kernel.as_ref(), &c)?;

@@ -47,13 +47,27 @@ pub fn allocate(st: &mut State, c: &mut Container, only: Option<&str>) -> Result
             addresses.push(EndpointAddress { addr, gateway: if net.internal { None } else { Some(cfg.gateway) } });
         }
         let id = new_id();
-        let ifname = next_ifname(ifnames.iter().map(String::as_str));
+        let ifname = match &a.ifname {
+            Some(want) if ifnames.contains(want) => return Err(berth_core::CoreError::DuplicateIfname(want.clone()).into()),
+            Some(want) => want.clone(),
+            None => next_ifname(ifnames.iter().map(String::as_str)),
+        };
         ifnames.push(ifname.clone());
-        // MACs follow the IPv4 address when there is one (see `mac_for`).
+        // MACs follow the IPv4 address when there is one (see `mac_for`),
+        // unless the caller keeps its own.
         let mac_source = addresses.first().map(|a| a.ip()).expect("a network has at least one address block");
+        let mac = match &a.mac {
+            Some(m) => {
+                if st.containers.values().any(|o| o.attachments.iter().any(|oa| oa.network_id == a.network_id && oa.endpoint.as_ref().is_some_and(|e| e.mac == *m))) {
+                    return Err(berth_core::CoreError::MacInUse { mac: m.clone(), network: net.name.clone() }.into());
+                }
+                m.clone()
+            }
+            None => mac_for(mac_source, &id),
+        };
         a.endpoint = Some(Endpoint {
             host_ifname: veth_name(&id),
-            mac: mac_for(mac_source, &id),
+            mac,
             id,
             addresses,
             ifname,

@@ -3,7 +3,7 @@
 use berth_core::driver::{network_elements, network_plan};
 use berth_core::model::{Attachment, EndpointState, Network};
 use berth_core::names::validate_name;
-use berth_core::request::{check_static_ips, validate_network_create, NetworkConnect, NetworkContext, NetworkCreate};
+use berth_core::request::{check_static_ips, parse_mac, validate_ifname, validate_network_create, NetworkConnect, NetworkContext, NetworkCreate};
 use berth_core::CoreError;
 use berth_linux::kernel::NsRef;
 use tracing::{info, warn};
@@ -152,7 +152,11 @@ impl Daemon {
                 return Err(CoreError::AliasesNeedUserNetwork.into());
             }
             let static_ips = check_static_ips(net, req.ip, req.ip6)?;
-            c.attachments.push(Attachment { network_id: net_id.clone(), static_ips: static_ips.clone(), aliases: req.aliases.clone(), endpoint: None });
+            let mac = req.mac.as_deref().map(parse_mac).transpose()?;
+            if let Some(i) = &req.ifname {
+                validate_ifname(i).map_err(|reason| CoreError::InvalidOption { key: "InterfaceName".into(), reason })?;
+            }
+            c.attachments.push(Attachment { network_id: net_id.clone(), static_ips: static_ips.clone(), aliases: req.aliases.clone(), mac, ifname: req.ifname.clone(), endpoint: None });
             let ns = if c.state.status == berth_core::model::RunState::Running { self.ns_of(&c) } else { None };
             if ns.is_some() {
                 allocate(&mut st, &mut c, Some(&net_id))?;

@@ -283,21 +283,9 @@ impl Drop for Sandbox {
         }
         self.stop_daemon(false);
         // Anything a failed test left: every shim records its own pid and
-        // its command's (which leads a process group) in its runtime dir.
-        // Each is killed by pid, after checking it is still that process.
-        for state in std::fs::read_dir(self.dir.join("run/containers")).into_iter().flatten().flatten() {
-            let Ok(text) = std::fs::read_to_string(state.path().join("shim.json")) else { continue };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
-            let (Some(shim), Some(pid), Some(start)) = (v["shim_pid"].as_u64(), v["pid"].as_u64(), v["shim_start"].as_u64()) else { continue };
-            if berth_linux::proc::is_same_process(shim as u32, start) {
-                // SAFETY: signalling processes this sandbox's daemon started,
-                // identified by pid and start time.
-                unsafe {
-                    libc::kill(-(pid as i32), libc::SIGKILL);
-                    libc::kill(shim as i32, libc::SIGKILL);
-                }
-            }
-        }
+        // its command's (which leads a process group) in its runtime dir;
+        // each is killed by pid, after checking it is still that process.
+        berth_linux::shim::kill_all_under(&self.dir.join("run/containers"));
         let _ = sh_out("for n in $(ip netns list | cut -d' ' -f1); do ip netns pids $n | xargs -r kill -9; ip netns del $n; done");
         // Filesystems a test mounted under its directory (in its private
         // mount namespace), deepest first.
