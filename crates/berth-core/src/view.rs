@@ -239,7 +239,38 @@ pub fn container_summary(c: &Container, networks: &BTreeMap<String, Network>, no
         "Status": status,
         "Ports": c.bindings().iter().map(|(p, ip, hp)| json!({"IP": ip.to_string(), "PrivatePort": p.port, "PublicPort": hp, "Type": p.proto.as_str()})).collect::<Vec<_>>(),
         "Networks": nets,
+        "Labels": c.labels,
     })
+}
+
+/// A container's live endpoints with what a runtime's front end reports
+/// back (a CNI result, a netavark status): the bridge and its MAC, both
+/// ends of the veth pair, addresses with their gateways, the MTU and the
+/// network's resolver addresses (`dns` gives them per network). All of it
+/// is the daemon's record; nothing is read back from the kernel.
+pub fn endpoints_view(c: &Container, networks: &BTreeMap<String, Network>, dns: impl Fn(&Network) -> Vec<std::net::IpAddr>) -> Value {
+    let eps: Vec<Value> = c
+        .endpoints()
+        .filter_map(|(a, e)| {
+            let n = networks.get(&a.network_id)?;
+            let bridge_mac = n.owns_bridge().then(|| crate::plan::bridge_mac(&n.id));
+            Some(json!({
+                "Network": n.name,
+                "NetworkID": n.id,
+                "Bridge": n.bridge(),
+                "BridgeMac": bridge_mac,
+                "Mtu": n.mtu,
+                "EndpointID": e.id,
+                "HostIfname": e.host_ifname,
+                "HostMac": crate::plan::bridge_mac(&n.id),
+                "Ifname": e.ifname,
+                "Mac": e.mac,
+                "Addresses": e.addresses.iter().map(|x| json!({"Address": x.addr.to_string(), "Gateway": x.gateway.map(|g| g.to_string())})).collect::<Vec<_>>(),
+                "Dns": dns(n).iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            }))
+        })
+        .collect();
+    json!(eps)
 }
 
 fn ago(s: u64) -> String {

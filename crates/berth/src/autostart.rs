@@ -116,6 +116,8 @@ pub async fn connect_or_start(t: &Target) -> Result<Client> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(t.exec_root.join("daemon.log"))?;
     let mut cmd = Command::new(std::env::current_exe().context("finding the berth binary")?);
     cmd.arg0("berth").arg("daemon").arg("--root").arg(&t.root).arg("--exec-root").arg(&t.exec_root).arg("--socket").arg(&t.socket);
+    // Not a CNI plugin itself: the binary dispatches on CNI_COMMAND.
+    cmd.env_remove("CNI_COMMAND");
     cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
     // Its own session: the runtime's process group, terminal and signals are not its.
     // SAFETY: setsid is async-signal-safe.

@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::Json;
 use berth_core::request::{AttachRequest, RunRequest};
-use berth_core::view::{container_inspect, container_summary};
+use berth_core::view::{container_inspect, container_summary, endpoints_view};
 use serde_json::{json, Value};
 
 use super::{blocking, parse, ApiError, ApiResult, Shared};
@@ -41,10 +41,18 @@ pub async fn run(State(d): State<Shared>, body: Bytes) -> ApiResult<(StatusCode,
     Ok((StatusCode::CREATED, Json(json!({"Id": id}))))
 }
 
+/// Answers with the endpoints as made (`Endpoints`, see
+/// `endpoints_view`), so a front end needs no second request to report them.
 pub async fn attach(State(d): State<Shared>, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     let req: AttachRequest = parse(&body)?;
-    let id = blocking(move || d.attach(&req)).await?;
-    Ok((StatusCode::CREATED, Json(json!({"Id": id}))))
+    let (id, eps) = blocking(move || {
+        let id = d.attach(&req)?;
+        let st = d.st();
+        let eps = st.containers.get(&id).map(|c| endpoints_view(c, &st.networks, crate::daemon::Daemon::dns_addresses));
+        Ok((id, eps))
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(json!({"Id": id, "Endpoints": eps.unwrap_or(json!([]))}))))
 }
 
 pub async fn inspect(State(d): State<Shared>, Path(key): Path<String>) -> ApiResult<Json<Value>> {
