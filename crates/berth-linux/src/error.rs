@@ -17,6 +17,29 @@ pub enum LinuxError {
     Nft(String),
     #[error("malformed netlink reply: {0}")]
     Decode(String),
+    /// An overlay's VXLAN device is not there (its network was never set
+    /// up on this host, or someone deleted it).
+    #[error("tunnel device {0} does not exist on this host (its overlay network is not set up here)")]
+    NoTunnel(String),
+    /// A macvlan network's parent interface is not on this host.
+    #[error("parent interface {0} does not exist on this host")]
+    NoParent(String),
+    /// The interface an overlay's tunnel should run over is not on this host.
+    #[error("underlay interface {0} does not exist on this host")]
+    NoUnderlay(String),
+    /// A link of the name berth needs exists and is not berth's: berth
+    /// never changes or deletes it.
+    #[error("{name} already exists and is not berth's (a {kind} link without berth's mark): remove or rename it")]
+    NotOurs { name: String, kind: String },
+    /// Another VXLAN device already takes this VNI's packets.
+    #[error("cannot create tunnel device {name}: another VXLAN device on this host already uses VNI {vni} on UDP port {port} from {local}")]
+    VniInUse { name: String, vni: u32, port: u16, local: std::net::IpAddr },
+    /// An overlay block routed via a tunnel endpoint of the other family
+    /// (an IPv4 overlay over an IPv6 underlay): not supported.
+    #[error("cannot route {block} via tunnel endpoint {vtep}: an overlay's blocks and its hosts' underlay addresses must be of one family")]
+    MixedFamilies { block: ipnet::IpNet, vtep: std::net::IpAddr },
+    #[error("{0:?} is not a MAC address (six hex pairs separated by colons)")]
+    BadMac(String),
 }
 
 impl LinuxError {

@@ -44,6 +44,34 @@ pub fn disable_ipv6(dev: &str) -> Result<()> {
     }
 }
 
+/// `disable_ipv6`, but read first and written only when it is not set
+/// yet (true when it changed), so that making sure of it on an existing
+/// link changes nothing. For a long-lived device (an overlay's tunnel)
+/// rather than a fresh veth end.
+pub fn ensure_ipv6_disabled(dev: &str) -> Result<bool> {
+    if !std::path::Path::new("/proc/sys/net/ipv6/conf").exists() {
+        return Ok(false);
+    }
+    write(&format!("net/ipv6/conf/{dev}/disable_ipv6"), "1")
+}
+
+/// The bridge of an overlay answers ARP for the addresses routed into
+/// its tunnel: `sysctl -w net.ipv4.conf.BRIDGE.proxy_arp=1
+/// net.ipv4.neigh.BRIDGE.proxy_delay=0`.
+///
+/// A container has the whole subnet's prefix, so it asks by ARP for a
+/// container on another host as if it were on its own segment; the host
+/// answers with the bridge's MAC because its route to that address leaves
+/// through another device (the tunnel), then routes the packets. Without
+/// `proxy_delay=0` each answer waits a random time of up to 0.8 s (the
+/// default `proxy_delay` of 80 ticks), which the first packet of every
+/// new neighbour would wait for. Returns whether anything changed.
+pub fn proxy_arp(bridge: &str) -> Result<bool> {
+    let a = write(&format!("net/ipv4/conf/{bridge}/proxy_arp"), "1")?;
+    let b = write(&format!("net/ipv4/neigh/{bridge}/proxy_delay"), "0")?;
+    Ok(a || b)
+}
+
 /// No duplicate address detection on one link:
 /// `sysctl -w net.ipv6.conf.DEV.accept_dad=0`, before it comes up.
 ///

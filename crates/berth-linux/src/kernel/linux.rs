@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use berth_core::model::PortMapping;
 use berth_core::nft::{render_reset_script, Element};
-use berth_core::plan::{BridgePlan, EndpointPlan, NetworkPlan, OWNER_ALIAS};
+use berth_core::plan::{BridgePlan, EndpointPlan, NetworkPlan, OverlayPlan, PortPlan, TunnelPeers, TunnelPlan, OWNER_ALIAS};
 use ipnet::IpNet;
 
-use super::{FirewallOps, HostOps, LinkOps, NsRef, OwnedLink};
+use super::{FirewallOps, HostOps, LinkOps, NsRef, OwnedKind, OwnedLink, Underlay};
 use crate::bpf::{self, PortEntry, SocketNat};
 use crate::error::{LinuxError, Result};
 use crate::netlink::{self, RtSocket};
@@ -167,7 +167,7 @@ impl LinuxKernel {
         let netns = Netns::open(&ns.path())?;
         let (go_tx, go_rx) = std::sync::mpsc::channel::<bool>();
         let bridge = plan.bridge().to_string();
-        let berth_core::plan::PortPlan::BridgePort { host_mac, .. } = &plan.port;
+        let PortPlan::BridgePort { host_mac, .. } = &plan.port else { return self.add_macvlan_endpoint(&netns, plan) };
         let (host, inner) = std::thread::scope(|scope| {
             let inner = netns.spawn_in(scope, move || -> Result<()> {
                 let mut s = RtSocket::open()?;
@@ -255,6 +255,155 @@ impl LinuxKernel {
     }
 }
 
+/// Overlay networks: the bridge, its proxy ARP, the VXLAN device.
+impl LinuxKernel {
+    /// The bridge as on a bridge network, answering ARP for what is routed
+    /// into the tunnel (see `sysctl::proxy_arp`), then the tunnel device
+    /// once the host knows its tunnel address.
+    fn ensure_overlay(&self, plan: &OverlayPlan) -> Result<()> {
+        self.ensure_bridge(&plan.bridge)?;
+        sysctl::proxy_arp(&plan.bridge.name)?;
+        match &plan.tunnel {
+            Some(t) => self.ensure_tunnel(t),
+            None => Ok(()),
+        }
+    }
+
+    /// Makes the VXLAN device `t.name` what `t` says, changing only what
+    /// differs: a device with another VNI, port, local address, underlay
+    /// device (or with learning or proxy on) is deleted and made again,
+    /// since the kernel cannot change those on a live device; a wrong MTU,
+    /// MAC, owner mark or address is fixed in place. Recreating the device
+    /// drops its entries towards other hosts: the caller syncs them after
+    /// this (`sync_tunnel_peers`).
+    fn ensure_tunnel(&self, t: &TunnelPlan) -> Result<()> {
+        self.with_sock(|s| {
+            let dev = netlink::link_index(s, &t.dev)?.ok_or_else(|| LinuxError::NoUnderlay(t.dev.clone()))?;
+            let spec = netlink::VxlanSpec { name: &t.name, mac: &t.mac, mtu: t.mtu, vni: t.vni, port: t.port, local: t.local, link: dev.index };
+            let existing = match netlink::vxlan_link(s, &t.name)? {
+                Some((l, Some(cfg))) if cfg == spec.config() => Some(l),
+                Some((l, cfg)) => {
+                    let marked = l.alias.as_deref() == Some(OWNER_ALIAS);
+                    if !marked {
+                        return Err(LinuxError::NotOurs { name: t.name.clone(), kind: l.kind.unwrap_or_else(|| "unknown".into()) });
+                    }
+                    tracing::info!("tunnel device {}: recreating it ({:?} is not {:?})", t.name, cfg, spec.config());
+                    netlink::delete_link(s, &t.name)?;
+                    None
+                }
+                None => None,
+            };
+            let link = match existing {
+                Some(l) => l,
+                None => {
+                    netlink::add_vxlan(s, &spec, OWNER_ALIAS)?;
+                    netlink::link_index(s, &t.name)?.ok_or_else(|| LinuxError::NoTunnel(t.name.clone()))?
+                }
+            };
+            let mac = (link.mac.as_deref() != Some(t.mac.to_ascii_lowercase().as_str())).then_some(t.mac.as_str());
+            let mtu = (link.mtu != t.mtu).then_some(t.mtu);
+            let alias = (link.alias.as_deref() != Some(OWNER_ALIAS)).then_some(OWNER_ALIAS);
+            netlink::set_link_attrs(s, link.index, mac, mtu, alias)?;
+            // Routed IPv4 only: no IPv6 link-local address, no router
+            // solicitations or MLD reports sent to other hosts.
+            sysctl::ensure_ipv6_disabled(&t.name)?;
+            ensure_only_address(s, link.index, t.host_addr)?;
+            if !link.up {
+                netlink::set_link_up(s, link.index, None)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// A socket of the calling thread's namespace for an overlay's tunnel
+    /// entries, in strict mode so its dumps are of one device only. Its
+    /// own: a pooled socket stays non-strict for everything else.
+    fn tunnel_sock(tunnel: &str) -> Result<(RtSocket, u32)> {
+        let mut s = RtSocket::open()?;
+        if let Err(e) = s.set_strict(true) {
+            tracing::debug!("{e}: tunnel entries are filtered here, not by the kernel");
+        }
+        match netlink::link_index(&mut s, tunnel)? {
+            Some(l) if l.kind.as_deref() == Some("vxlan") => Ok((s, l.index)),
+            _ => Err(LinuxError::NoTunnel(tunnel.to_string())),
+        }
+    }
+}
+
+/// `ip addr replace HOST/32 dev DEV` and `ip addr del` of every other
+/// IPv4 address on it (none at all when `host` is None): a tunnel device
+/// carries exactly its host's overlay address.
+fn ensure_only_address(s: &mut RtSocket, index: u32, host: Option<IpAddr>) -> Result<()> {
+    let want = host.map(IpNet::from);
+    let have: Vec<IpNet> = netlink::list_addresses(s)?.into_iter().filter(|a| a.index == index).map(|a| a.addr).collect();
+    for a in have.iter().filter(|a| a.addr().is_ipv4() && Some(**a) != want) {
+        match netlink::delete_address(s, index, *a) {
+            // Gone meanwhile: as wanted.
+            Err(e) if e.errno() == Some(libc::EADDRNOTAVAIL) => {}
+            r => r?,
+        }
+    }
+    match want {
+        Some(w) if !have.contains(&w) => netlink::add_address(s, index, w),
+        _ => Ok(()),
+    }
+}
+
+/// Macvlan endpoints: the container's interface is a child of the parent.
+impl LinuxKernel {
+    /// `ip link add link PARENT name IFNAME netns NS address MAC mtu M type
+    /// macvlan mode bridge`, then inside the namespace what the veth path
+    /// does there: `lo` up, the addresses (IPv6 ones `nodad`), the link up
+    /// (without an IPv6 link-local address when the endpoint has no IPv6),
+    /// the default routes. If the inside fails, the child is deleted again.
+    fn add_macvlan_endpoint(&self, netns: &Netns, plan: &EndpointPlan) -> Result<()> {
+        let parent = plan.bridge();
+        self.with_sock(|s| {
+            let p = netlink::link_index(s, parent)?.ok_or_else(|| LinuxError::NoParent(parent.to_string()))?;
+            match netlink::add_macvlan_into_netns(s, &plan.ifname, p.index, netns.fd(), &plan.mac, plan.mtu) {
+                // The parent went away since it was looked up.
+                Err(e) if e.errno() == Some(libc::ENODEV) => Err(LinuxError::NoParent(parent.to_string())),
+                r => r,
+            }
+        })?;
+        let inside = netns.run(|| -> Result<()> {
+            let mut s = RtSocket::open()?;
+            let r = configure_inside(&mut s, plan);
+            if r.is_err() {
+                let _ = netlink::delete_link(&mut s, &plan.ifname);
+            }
+            r
+        });
+        inside.and_then(|r| r)
+    }
+}
+
+/// The container's side of a macvlan endpoint, on a socket of its namespace.
+fn configure_inside(s: &mut RtSocket, plan: &EndpointPlan) -> Result<()> {
+    if let Some(lo) = netlink::link_index(s, "lo")? {
+        if !lo.up {
+            netlink::set_link_up(s, lo.index, None)?;
+        }
+    }
+    let eth = netlink::link_index(s, &plan.ifname)?
+        .ok_or_else(|| LinuxError::kernel(format!("ip link show {}", plan.ifname), std::io::Error::from_raw_os_error(libc::ENODEV)))?;
+    for a in &plan.addresses {
+        netlink::add_address(s, eth.index, *a)?;
+    }
+    if plan.has_ipv6() {
+        netlink::set_link_up(s, eth.index, None)?;
+    } else {
+        // A macvlan child is operationally up as it opens: the mode
+        // must be set first (see `netlink::set_no_ipv6_ll`).
+        netlink::set_no_ipv6_ll(s, &plan.ifname)?;
+        netlink::set_up_without_ipv6_ll(s, &plan.ifname)?;
+    }
+    for gw in &plan.default_gateways {
+        netlink::add_default_route(s, *gw)?;
+    }
+    Ok(())
+}
+
 fn ignore_missing(r: Result<()>) -> Result<()> {
     match r {
         Err(e) if matches!(e.errno(), Some(libc::ENODEV) | Some(libc::ENOENT)) => Ok(()),
@@ -266,6 +415,9 @@ impl LinkOps for LinuxKernel {
     fn ensure_network(&self, plan: &NetworkPlan) -> Result<()> {
         match plan {
             NetworkPlan::Bridge(b) => self.ensure_bridge(b),
+            NetworkPlan::Overlay(o) => self.ensure_overlay(o),
+            // Nothing on the host: each endpoint is a child of the parent.
+            NetworkPlan::Macvlan { .. } => Ok(()),
         }
     }
 
@@ -299,11 +451,13 @@ impl LinkOps for LinuxKernel {
     }
 
     fn endpoint_ok(&self, ns: &NsRef, plan: &EndpointPlan) -> Result<bool> {
-        let host_ok = self.with_sock(|s| {
-            let Some(v) = netlink::link_index(s, &plan.host_ifname)? else { return Ok(false) };
-            let Some(br) = netlink::link_index(s, plan.bridge())? else { return Ok(false) };
-            Ok(v.up && v.master == Some(br.index))
-        })?;
+        // A macvlan endpoint has no host side: only the inside is checked.
+        let host_ok = plan.in_container_only()
+            || self.with_sock(|s| {
+                let Some(v) = netlink::link_index(s, &plan.host_ifname)? else { return Ok(false) };
+                let Some(br) = netlink::link_index(s, plan.bridge())? else { return Ok(false) };
+                Ok(v.up && v.master == Some(br.index))
+            })?;
         if !host_ok {
             return Ok(false);
         }
@@ -336,10 +490,14 @@ impl LinkOps for LinuxKernel {
             Ok(netlink::list_links(s)?
                 .into_iter()
                 .filter_map(|l| {
-                    let is_bridge = l.kind.as_deref() == Some("bridge");
-                    let owned = (is_bridge && l.alias.as_deref() == Some(OWNER_ALIAS))
-                        || (l.kind.as_deref() == Some("veth") && l.name.starts_with("bthv"));
-                    owned.then_some(OwnedLink { name: l.name, is_bridge })
+                    let marked = l.alias.as_deref() == Some(OWNER_ALIAS);
+                    let kind = match l.kind.as_deref() {
+                        Some("bridge") if marked => OwnedKind::Bridge,
+                        Some("vxlan") if marked => OwnedKind::Tunnel,
+                        Some("veth") if l.name.starts_with("bthv") => OwnedKind::Veth,
+                        _ => return None,
+                    };
+                    Some(OwnedLink { name: l.name, kind })
                 })
                 .collect())
         })
@@ -364,6 +522,59 @@ impl LinkOps for LinuxKernel {
             }
             Ok(out)
         })
+    }
+
+    /// An address: the interface holding it (`ip -o addr show to ADDR`).
+    /// A name: that interface and its first IPv4 address that is not
+    /// link-local (169.254.0.0/16), as the kernel lists them (primary
+    /// first). With its MTU, which the overlay's is derived from.
+    fn underlay(&self, addr_or_name: &str) -> Result<Option<Underlay>> {
+        self.with_sock(|s| {
+            let addrs = netlink::list_addresses(s)?;
+            let found = match addr_or_name.parse::<IpAddr>() {
+                Ok(ip) => addrs.iter().find(|a| a.addr.addr() == ip).map(|a| (a.index, ip)),
+                Err(_) => match netlink::link_index(s, addr_or_name)? {
+                    None => None,
+                    Some(l) => addrs
+                        .iter()
+                        .find(|a| a.index == l.index && matches!(a.addr.addr(), IpAddr::V4(v) if !v.is_link_local()))
+                        .map(|a| (l.index, a.addr.addr())),
+                },
+            };
+            let Some((index, addr)) = found else { return Ok(None) };
+            Ok(netlink::link_by_index(s, index)?.map(|l| Underlay { dev: l.name, addr, mtu: l.mtu }))
+        })
+    }
+
+    /// See `netlink::sync_peers`. Every host of an overlay calls this when
+    /// a host joins or leaves; it reads the device's own entries only
+    /// (dumps filtered by device, table and berth's route protocol), so its
+    /// cost follows the number of hosts, never the host's other routes or
+    /// neighbours.
+    fn sync_tunnel_peers(&self, peers: &TunnelPeers) -> Result<()> {
+        let (mut s, index) = Self::tunnel_sock(&peers.tunnel)?;
+        netlink::sync_peers(&mut s, index, peers)
+    }
+
+    fn tunnel_peers(&self, tunnel: &str) -> Result<TunnelPeers> {
+        let (mut s, index) = Self::tunnel_sock(tunnel)?;
+        netlink::read_peers(&mut s, index, tunnel)
+    }
+
+    /// `ip -n NS link del IFNAME`, on a thread in the namespace. A namespace
+    /// that is gone (its path no longer exists: the container has exited)
+    /// took the interface along.
+    fn remove_in_netns(&self, ns: &NsRef, ifname: &str) -> Result<()> {
+        let path = ns.path();
+        let netns = match Netns::open(&path) {
+            Ok(n) => n,
+            Err(_) if !path.exists() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        netns.run(|| -> Result<()> {
+            let mut s = RtSocket::open()?;
+            ignore_missing(netlink::delete_link(&mut s, ifname))
+        })?
     }
 
     fn check_netns(&self, path: &Path) -> Result<()> {

@@ -37,6 +37,17 @@ pub fn add_address(sock: &mut RtSocket, index: u32, addr: IpNet) -> Result<()> {
     })
 }
 
+/// `ip addr del ADDR dev INDEX`: for addresses a device must no longer
+/// carry (a tunnel device keeps exactly its host address).
+pub fn delete_address(sock: &mut RtSocket, index: u32, addr: IpNet) -> Result<()> {
+    let mut m = AddressMessage::default();
+    m.header.family = if addr.addr().is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    m.header.prefix_len = addr.prefix_len();
+    m.header.index = index;
+    m.attributes.push(AddressAttribute::Local(addr.addr()));
+    sock.request(RouteNetlinkMessage::DelAddress(m), 0, || format!("ip addr del {addr} dev #{index}"))
+}
+
 /// `ip addr show`
 pub fn list_addresses(sock: &mut RtSocket) -> Result<Vec<HostAddress>> {
     let msgs = sock.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()), || "ip addr show".into())?;

@@ -4,8 +4,8 @@ use std::os::fd::RawFd;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth,
-    LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridgePort, InfoData, InfoKind, InfoMacVlan, InfoPortData, InfoPortKind,
+    InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -25,7 +25,7 @@ pub struct LinkInfo {
     pub mac: Option<String>,
 }
 
-fn fmt_mac(b: &[u8]) -> String {
+pub(crate) fn fmt_mac(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":")
 }
 
@@ -33,7 +33,22 @@ pub(crate) fn parse_mac(s: &str) -> Vec<u8> {
     s.split(':').filter_map(|h| u8::from_str_radix(h, 16).ok()).collect()
 }
 
-fn info_from(m: &LinkMessage) -> LinkInfo {
+/// A MAC written `aa:bb:cc:dd:ee:ff` (either case) as its six bytes, or a
+/// typed error naming it: a malformed MAC must not turn into a shorter
+/// address the kernel would reject with a bare EINVAL.
+pub(crate) fn mac_bytes(s: &str) -> Result<[u8; 6]> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let mut out = [0u8; 6];
+    if parts.len() != 6 {
+        return Err(crate::LinuxError::BadMac(s.to_string()));
+    }
+    for (o, p) in out.iter_mut().zip(&parts) {
+        *o = (p.len() == 2).then(|| u8::from_str_radix(p, 16).ok()).flatten().ok_or_else(|| crate::LinuxError::BadMac(s.to_string()))?;
+    }
+    Ok(out)
+}
+
+pub(crate) fn info_from(m: &LinkMessage) -> LinkInfo {
     let mut li = LinkInfo {
         index: m.header.index,
         name: String::new(),
@@ -82,6 +97,19 @@ pub fn link_index(sock: &mut RtSocket, name: &str) -> Result<Option<LinkInfo>> {
     m.attributes.push(LinkAttribute::IfName(name.to_string()));
     // A GETLINK by name is answered with the link (not a dump); collect it via dump path.
     match sock.dump_one(RouteNetlinkMessage::GetLink(m), || format!("ip link show {name}")) {
+        Ok(Some(RouteNetlinkMessage::NewLink(l))) => Ok(Some(info_from(&l))),
+        Ok(_) => Ok(None),
+        Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `ip link show` of one link by index: its name and state, or None if
+/// there is no such link.
+pub fn link_by_index(sock: &mut RtSocket, index: u32) -> Result<Option<LinkInfo>> {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    match sock.dump_one(RouteNetlinkMessage::GetLink(m), || format!("ip link show #{index}")) {
         Ok(Some(RouteNetlinkMessage::NewLink(l))) => Ok(Some(info_from(&l))),
         Ok(_) => Ok(None),
         Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
@@ -157,6 +185,54 @@ pub fn add_veth_into_netns(
     })
 }
 
+/// `ip link add link PARENT name NAME netns NS address MAC mtu MTU type
+/// macvlan mode bridge`, in one request: the child of `parent` (an index
+/// in the caller's namespace) is created directly inside the container's
+/// namespace under its final name, so it never appears in the host's and
+/// needs no rename. Bridge mode: children of one parent reach each other
+/// inside the driver, and everything else through the parent's LAN. It
+/// is created down, so the caller can configure it before it comes up.
+pub fn add_macvlan_into_netns(sock: &mut RtSocket, name: &str, parent: u32, netns: RawFd, mac: &str, mtu: u32) -> Result<()> {
+    let mut m = LinkMessage::default();
+    m.attributes.push(LinkAttribute::IfName(name.to_string()));
+    m.attributes.push(LinkAttribute::Link(parent));
+    m.attributes.push(LinkAttribute::NetNsFd(netns));
+    m.attributes.push(LinkAttribute::Address(mac_bytes(mac)?.to_vec()));
+    m.attributes.push(LinkAttribute::Mtu(mtu));
+    m.attributes.push(LinkAttribute::LinkInfo(vec![
+        NlLinkInfo::Kind(InfoKind::MacVlan),
+        NlLinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::Bridge)])),
+    ]));
+    sock.request(RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL, || {
+        format!("ip link add link #{parent} name {name} netns FD address {mac} mtu {mtu} type macvlan mode bridge")
+    })
+}
+
+/// `ip link set dev INDEX [address MAC] [mtu MTU] [alias ALIAS]`: fixes
+/// what differs on an existing link in one request (nothing is sent
+/// when all are None).
+pub fn set_link_attrs(sock: &mut RtSocket, index: u32, mac: Option<&str>, mtu: Option<u32>, alias: Option<&str>) -> Result<()> {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    let mut what = format!("ip link set dev #{index}");
+    if let Some(mac) = mac {
+        m.attributes.push(LinkAttribute::Address(mac_bytes(mac)?.to_vec()));
+        what += &format!(" address {mac}");
+    }
+    if let Some(mtu) = mtu {
+        m.attributes.push(LinkAttribute::Mtu(mtu));
+        what += &format!(" mtu {mtu}");
+    }
+    if let Some(alias) = alias {
+        m.attributes.push(LinkAttribute::IfAlias(alias.to_string()));
+        what += &format!(" alias {alias}");
+    }
+    if m.attributes.is_empty() {
+        return Ok(());
+    }
+    sock.request(RouteNetlinkMessage::SetLink(m), 0, || what.clone())
+}
+
 /// `ip link del NAME`. Deleting one end of a veth pair deletes both.
 pub fn delete_link(sock: &mut RtSocket, name: &str) -> Result<()> {
     let mut m = LinkMessage::default();
@@ -185,6 +261,20 @@ pub fn set_link_up(sock: &mut RtSocket, index: u32, mtu: Option<u32>) -> Result<
 /// same request as "up": the kernel sets it before it brings the link up.
 pub fn set_up_without_ipv6_ll(sock: &mut RtSocket, name: &str) -> Result<()> {
     sock.request(RouteNetlinkMessage::SetLink(up_without_ipv6_ll(name)), 0, || format!("ip link set dev {name} up addrgenmode none"))
+}
+
+/// `ip link set dev NAME addrgenmode none`, on its own, before the link
+/// comes up. Needed where [`set_up_without_ipv6_ll`]'s one request is too
+/// late: a link that is operationally up the moment it is opened (a
+/// macvlan child of a parent that is up, which inherits its operstate)
+/// gets its link-local address as it comes up, before the kernel applies
+/// the mode of the same request. A veth end only turns operationally up
+/// later (the kernel's link watch), after the mode is set.
+pub fn set_no_ipv6_ll(sock: &mut RtSocket, name: &str) -> Result<()> {
+    let mut m = LinkMessage::default();
+    m.attributes.push(LinkAttribute::IfName(name.to_string()));
+    m.attributes.push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)])]));
+    sock.request(RouteNetlinkMessage::SetLink(m), 0, || format!("ip link set dev {name} addrgenmode none"))
 }
 
 /// The message of [`set_up_without_ipv6_ll`], shared with [`set_port_up`].

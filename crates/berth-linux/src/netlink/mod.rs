@@ -9,12 +9,19 @@
 
 mod addr;
 mod link;
+mod neigh;
+mod peers;
 mod route;
 mod socket;
+mod vxlan;
 
-pub use addr::{add_address, list_addresses, watch_addresses, HostAddress};
+pub use addr::{add_address, delete_address, list_addresses, watch_addresses, HostAddress};
 pub use link::{
-    add_bridge, add_veth_into_netns, delete_link, link_index, list_links, set_link_down_by_name, set_link_up, set_port_up, set_up_without_ipv6_ll, LinkInfo,
+    add_bridge, add_macvlan_into_netns, add_veth_into_netns, delete_link, link_by_index, link_index, list_links, set_link_attrs, set_link_down_by_name,
+    set_link_up, set_no_ipv6_ll, set_port_up, set_up_without_ipv6_ll, LinkInfo,
 };
-pub use route::{add_default_route, list_routes, HostRoute};
+pub use neigh::{delete_fdb, delete_neighbour, list_fdb, list_neighbours, replace_fdb, replace_neighbour, FdbEntry, Neighbour};
+pub use peers::{read_peers, sync_peers};
+pub use route::{add_default_route, delete_tunnel_route, list_routes, list_tunnel_routes, replace_tunnel_route, HostRoute, TunnelRoute, BERTH_PROTO};
 pub use socket::RtSocket;
+pub use vxlan::{add_vxlan, vxlan_link, VxlanConfig, VxlanSpec};

@@ -89,6 +89,18 @@ impl RtSocket {
 }
 
 impl RtSocket {
+    /// Turns the kernel's strict checking of GET/dump requests on or off
+    /// (`NETLINK_GET_STRICT_CHK`). With it on, the kernel honours filters
+    /// in dump requests (a neighbour or FDB dump of one device, a route
+    /// dump of one table, protocol and output device) and sends only what
+    /// matches, so reading one tunnel's entries costs what it holds, not
+    /// what the whole host holds. Kernels before 4.20 lack the option:
+    /// callers filter the replies themselves as well, so an error here is
+    /// only reported, never fatal to them.
+    pub fn set_strict(&mut self, on: bool) -> Result<()> {
+        self.sock.set_netlink_get_strict_chk(on).map_err(|e| LinuxError::kernel("setsockopt(NETLINK_GET_STRICT_CHK)", e))
+    }
+
     /// Sends a GET for one object (not a dump) and returns the reply.
     pub fn dump_one(&mut self, msg: RouteNetlinkMessage, what: impl Fn() -> String) -> Result<Option<RouteNetlinkMessage>> {
         let seq = self.send(msg, NLM_F_REQUEST | NLM_F_ACK)?;
