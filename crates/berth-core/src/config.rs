@@ -4,6 +4,7 @@
 //! As with dockerd, a setting given both as a flag and in the file is an
 //! error rather than a silent precedence rule.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
@@ -31,6 +32,14 @@ pub struct ConfigFile {
     pub ip_forward: Option<bool>,
     pub socket_translation: Option<bool>,
     pub default_address_pools: Option<Vec<PoolEntry>>,
+    /// `etcd://HOST:PORT[,HOST:PORT...]`: join the cluster kept there.
+    pub cluster_store: Option<String>,
+    /// This host's address (or interface) other hosts reach it at.
+    pub cluster_advertise: Option<String>,
+    /// `kv.cacertfile`, `kv.certfile`, `kv.keyfile`, `discovery.ttl`, `blocks.grace`.
+    pub cluster_store_opts: Option<BTreeMap<String, String>>,
+    /// This host's name in the cluster [default: the hostname].
+    pub node_name: Option<String>,
 }
 
 /// `{"base": "172.80.0.0/16", "size": 24}` as in daemon.json.
@@ -66,6 +75,119 @@ pub struct DaemonConfig {
     /// Pools the user gave (both families); the daemon adds the defaults
     /// of a family that has none (`subnets::with_default_pools`).
     pub pools: Vec<AddressPool>,
+    /// Set when the host is part of a cluster.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// How this host joins a cluster (dockerd's `--cluster-store`,
+/// `--cluster-advertise`, `--cluster-store-opt`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterConfig {
+    /// etcd endpoints, `HOST:PORT`.
+    pub endpoints: Vec<String>,
+    /// An address of this host or the name of its interface (a `:PORT`
+    /// suffix, which dockerd took, is ignored).
+    pub advertise: String,
+    /// TLS to etcd: the CA that signed its certificate, and our client
+    /// certificate and key (both or neither).
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Seconds the store keeps a host alive without hearing from it.
+    pub ttl: u64,
+    /// Seconds a dead host's address blocks stay its own.
+    pub grace: u64,
+    pub node_name: Option<String>,
+}
+
+/// Default liveness TTL: a dead host's tunnels are gone within 15 s.
+pub const DEFAULT_TTL: u64 = 15;
+/// Default grace of a dead host's address blocks: one hour.
+pub const DEFAULT_GRACE: u64 = 3600;
+
+/// `15`, `15s`, `2m`, `1h` as seconds.
+pub fn parse_seconds(key: &str, v: &str) -> Result<u64> {
+    let bad = || CoreError::InvalidConfig(format!("cluster-store-opt {key}={v}: expected seconds such as 15, 15s, 2m or 1h"));
+    let (num, mult) = match v.as_bytes().last() {
+        Some(b's') => (&v[..v.len() - 1], 1),
+        Some(b'm') => (&v[..v.len() - 1], 60),
+        Some(b'h') => (&v[..v.len() - 1], 3600),
+        _ => (v, 1),
+    };
+    num.parse::<u64>().map_err(|_| bad())?.checked_mul(mult).ok_or_else(bad)
+}
+
+impl ClusterConfig {
+    fn resolve(store: &str, advertise: Option<&str>, opts: &BTreeMap<String, String>, node_name: Option<&str>) -> Result<ClusterConfig> {
+        let bad = |m: String| CoreError::InvalidConfig(m);
+        let Some(list) = store.strip_prefix("etcd://") else {
+            return Err(bad(format!("cluster-store {store:?}: berth's cluster store is etcd: etcd://HOST:PORT[,HOST:PORT...]")));
+        };
+        let endpoints: Vec<String> = list.split(',').map(|e| e.trim().trim_end_matches('/').to_string()).collect();
+        for e in &endpoints {
+            let ok = e.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !ok {
+                return Err(bad(format!("cluster-store {store:?}: {e:?} is not HOST:PORT")));
+            }
+        }
+        let Some(adv) = advertise else {
+            return Err(bad("cluster-store needs cluster-advertise: the address (or interface) other hosts reach this one at".into()));
+        };
+        // dockerd took IP:PORT or IFACE:PORT; the port was its API's. An
+        // IPv6 address has colons of its own and is taken whole.
+        let adv = match adv.rsplit_once(':') {
+            Some((a, p)) if p.parse::<u16>().is_ok() && !a.contains(':') => a,
+            _ => adv,
+        };
+        if adv.is_empty() {
+            return Err(bad("cluster-advertise is empty".into()));
+        }
+        if adv.parse::<std::net::Ipv6Addr>().is_ok() {
+            return Err(bad(format!("cluster-advertise {adv}: tunnels between hosts run over IPv4 in this release; give an IPv4 address or interface")));
+        }
+        let mut c = ClusterConfig {
+            endpoints,
+            advertise: adv.to_string(),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            ttl: DEFAULT_TTL,
+            grace: DEFAULT_GRACE,
+            node_name: node_name.map(str::to_string),
+        };
+        for (k, v) in opts {
+            match k.as_str() {
+                "kv.cacertfile" => c.ca_file = Some(v.into()),
+                "kv.certfile" => c.cert_file = Some(v.into()),
+                "kv.keyfile" => c.key_file = Some(v.into()),
+                "discovery.ttl" => c.ttl = parse_seconds(k, v)?,
+                "blocks.grace" => c.grace = parse_seconds(k, v)?,
+                _ => {
+                    return Err(bad(format!(
+                        "cluster-store-opt {k}: unknown (known: kv.cacertfile, kv.certfile, kv.keyfile, discovery.ttl, blocks.grace)"
+                    )))
+                }
+            }
+        }
+        if c.cert_file.is_some() != c.key_file.is_some() {
+            return Err(bad("cluster-store-opt: kv.certfile and kv.keyfile go together".into()));
+        }
+        if !(2..=3600).contains(&c.ttl) {
+            return Err(bad(format!("cluster-store-opt discovery.ttl={}: between 2 s (etcd's shortest lease) and 1 h", c.ttl)));
+        }
+        if c.grace < c.ttl {
+            return Err(bad(format!("cluster-store-opt blocks.grace={}: at least discovery.ttl ({})", c.grace, c.ttl)));
+        }
+        if let Some(n) = &c.node_name {
+            crate::names::validate_name(n).map_err(|_| bad(format!("node-name {n:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]{{0,62}}")))?;
+        }
+        Ok(c)
+    }
+
+    /// Whether etcd is spoken to over TLS.
+    pub fn tls(&self) -> bool {
+        self.ca_file.is_some() || self.cert_file.is_some()
+    }
 }
 
 pub const DEFAULT_ROOT: &str = "/var/lib/berth";
@@ -94,7 +216,28 @@ impl ConfigFile {
     /// Combines flags and file; the same key in both is an error.
     pub fn merge(flags: &ConfigFile, file: &ConfigFile) -> Result<ConfigFile> {
         let mut out = ConfigFile::default();
-        merge_fields!(flags, file, out, root, exec_root, socket, bridge, bip, fixed_cidr, ipv6, fixed_cidr_v6, mtu, icc, ip_forward, socket_translation, default_address_pools);
+        merge_fields!(
+            flags,
+            file,
+            out,
+            root,
+            exec_root,
+            socket,
+            bridge,
+            bip,
+            fixed_cidr,
+            ipv6,
+            fixed_cidr_v6,
+            mtu,
+            icc,
+            ip_forward,
+            socket_translation,
+            default_address_pools,
+            cluster_store,
+            cluster_advertise,
+            cluster_store_opts,
+            node_name
+        );
         Ok(out)
     }
 }
@@ -146,6 +289,18 @@ impl DaemonConfig {
                 Ok(pool)
             })
             .collect::<Result<Vec<_>>>()?;
+        let cluster = match &c.cluster_store {
+            Some(store) => Some(ClusterConfig::resolve(
+                store,
+                c.cluster_advertise.as_deref(),
+                c.cluster_store_opts.as_ref().unwrap_or(&BTreeMap::new()),
+                c.node_name.as_deref(),
+            )?),
+            None if c.cluster_advertise.is_some() || c.cluster_store_opts.is_some() => {
+                return Err(CoreError::InvalidConfig("cluster-advertise and cluster-store-opt need cluster-store".into()))
+            }
+            None => None,
+        };
         Ok(DaemonConfig {
             root: c.root.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
             exec_root,
@@ -160,6 +315,7 @@ impl DaemonConfig {
             ip_forward: c.ip_forward.unwrap_or(true),
             socket_translation: c.socket_translation.unwrap_or(true),
             pools,
+            cluster,
         })
     }
 }
@@ -183,6 +339,35 @@ mod tests {
         let c = DaemonConfig::resolve(&ConfigFile::parse_json(r#"{"ipv6":true,"fixed-cidr-v6":"fd00:17::/64"}"#).unwrap()).unwrap();
         assert!(c.ipv6 && c.fixed_cidr_v6.unwrap().to_string() == "fd00:17::/64");
         assert_eq!(c.socket, PathBuf::from("/run/berth/berth.sock"));
+    }
+
+    #[test]
+    fn cluster_settings() {
+        let f = ConfigFile::parse_json(
+            r#"{"cluster-store":"etcd://10.90.0.254:2379,10.90.0.253:2379","cluster-advertise":"eth0:2376",
+                "cluster-store-opts":{"discovery.ttl":"5s","blocks.grace":"2m","kv.cacertfile":"/ca.pem","kv.certfile":"/c.pem","kv.keyfile":"/k.pem"},
+                "node-name":"host-a"}"#,
+        )
+        .unwrap();
+        let c = DaemonConfig::resolve(&f).unwrap().cluster.unwrap();
+        assert_eq!(c.endpoints, vec!["10.90.0.254:2379", "10.90.0.253:2379"]);
+        assert_eq!((c.advertise.as_str(), c.ttl, c.grace, c.tls()), ("eth0", 5, 120, true));
+        assert_eq!(c.node_name.as_deref(), Some("host-a"));
+        for bad in [
+            r#"{"cluster-store":"consul://10.0.0.1:8500","cluster-advertise":"eth0"}"#,
+            r#"{"cluster-store":"etcd://10.0.0.1","cluster-advertise":"eth0"}"#,
+            r#"{"cluster-store":"etcd://10.0.0.1:2379"}"#,
+            r#"{"cluster-advertise":"eth0"}"#,
+            r#"{"cluster-store":"etcd://10.0.0.1:2379","cluster-advertise":"fd00::1"}"#,
+            r#"{"cluster-store":"etcd://10.0.0.1:2379","cluster-advertise":"eth0","cluster-store-opts":{"discovery.ttl":"1"}}"#,
+            r#"{"cluster-store":"etcd://10.0.0.1:2379","cluster-advertise":"eth0","cluster-store-opts":{"blocks.grace":"1s"}}"#,
+            r#"{"cluster-store":"etcd://10.0.0.1:2379","cluster-advertise":"eth0","cluster-store-opts":{"kv.certfile":"/c"}}"#,
+            r#"{"cluster-store":"etcd://10.0.0.1:2379","cluster-advertise":"eth0","cluster-store-opts":{"other":"1"}}"#,
+            r#"{"cluster-store":"etcd://10.0.0.1:2379","cluster-advertise":"eth0","node-name":"a/b"}"#,
+        ] {
+            let r = ConfigFile::parse_json(bad).and_then(|f| DaemonConfig::resolve(&f));
+            assert!(r.is_err(), "{bad}");
+        }
     }
 
     #[test]

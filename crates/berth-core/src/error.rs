@@ -87,8 +87,20 @@ pub enum CoreError {
     AddressPoolExhausted { network: String, family: &'static str },
     #[error("invalid network option {key:?}: {reason}")]
     InvalidOption { key: String, reason: String },
-    #[error("unknown driver {0:?}: berth supports \"bridge\"")]
+    #[error("unknown driver {0:?}: berth supports \"bridge\", \"overlay\" and \"macvlan\"")]
     UnknownDriver(String),
+    #[error("overlay networks span hosts and need a cluster store: start the daemon with --cluster-store etcd://HOST:PORT --cluster-advertise ADDRESS")]
+    OverlayNeedsCluster,
+    #[error("{driver} network {network}: {reason}")]
+    DriverRefuses { driver: &'static str, network: String, reason: String },
+    #[error("VXLAN id {vni} is already used by network {network}")]
+    VniInUse { vni: u32, network: String },
+    #[error("no free VXLAN id: every id from 4096 to 16777215 is in use")]
+    VnisExhausted,
+    #[error("no free address in this host's blocks of network {network} ({blocks}): another block is leased from the cluster store when it can be reached")]
+    HostBlocksFull { network: String, blocks: String },
+    #[error("address {ip} is not in this host's blocks of network {network} ({blocks}): on a network that spans hosts, --ip must be in a block of the host the container runs on")]
+    IpNotInHostBlocks { ip: IpAddr, network: String, blocks: String },
     #[error("invalid MTU {0}: must be between 68 and 65535 (1280 or more on a network with IPv6)")]
     InvalidMtu(u32),
     #[error("invalid port specification {spec:?}: {reason}")]

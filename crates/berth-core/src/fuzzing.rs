@@ -71,12 +71,16 @@ pub fn api_bodies(data: &[u8]) {
     if let Ok(req) = serde_json::from_slice::<NetworkCreate>(data) {
         let pools = subnets::with_default_pools(vec![], b"fuzz");
         let host: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let vnis = std::collections::BTreeMap::from([(4096u32, "other".to_string())]);
+        // Half the inputs as a cluster member (global networks allowed).
+        let cluster = data.len().is_multiple_of(2).then_some(request::ClusterContext { vnis: &vnis });
         let ctx = NetworkContext {
             networks: vec![("berth0", "berth0", vec!["172.17.0.0/16".parse().unwrap()])],
             host_nets: &host,
             pools: &pools,
             default_mtu: 1500,
             default_icc: true,
+            cluster,
         };
         if let Ok(n) = request::validate_network_create(&req, &ctx, &"0".repeat(64), 0) {
             assert!(!n.ipam.is_empty() && n.ipam.len() <= 2);
@@ -84,6 +88,23 @@ pub fn api_bodies(data: &[u8]) {
                 assert!(c.subnet.contains(&c.gateway));
             }
             assert!(n.bridge().len() <= 15);
+            assert!(!n.global || n.ipam.iter().all(|c| !c.is_ipv6()), "global networks are IPv4 only");
         }
     }
 }
+
+/// Records of the cluster store as a watch delivers them: any key and
+/// value is applied to a view without panicking, and what the view then
+/// derives (peers, remote containers) is computed without panicking.
+pub fn cluster_event(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (key, value) = text.split_once('\n').unwrap_or((&text, ""));
+    let mut v = crate::cluster::ClusterView::default();
+    for k in [key.to_string(), format!("{}{key}", crate::cluster::keys::PREFIX)] {
+        let _ = v.apply(&crate::cluster::Event::Put { key: k.clone(), value: value.to_string() });
+        let _ = v.peers("n", "me");
+        let _ = v.remote_containers("me");
+        let _ = v.apply(&crate::cluster::Event::Delete { key: k });
+    }
+}
+

@@ -7,6 +7,7 @@
 //! Nothing in this crate opens a socket, a file or a namespace, so all of it is
 //! tested without root.
 
+pub mod cluster;
 pub mod cni;
 pub mod config;
 pub mod dns;

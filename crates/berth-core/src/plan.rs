@@ -19,6 +19,27 @@ pub fn bridge_name(network_id: &str) -> String {
     format!("bth-{}", &network_id[..10.min(network_id.len())])
 }
 
+/// VXLAN device of an overlay network on every host: `btx-` and the same
+/// 10 hex digits as its bridge.
+pub fn tunnel_name(network_id: &str) -> String {
+    format!("btx-{}", &network_id[..10.min(network_id.len())])
+}
+
+/// The MAC of a host's VXLAN device on one overlay network, derived from
+/// the network's id and the host's name (FNV-1a), so every other host can
+/// compute it without asking: the neighbour entry that sends a remote
+/// block's traffic to that host's device needs it. Locally administered,
+/// unicast.
+pub fn vtep_mac(network_id: &str, node: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in network_id.bytes().chain([0u8]).chain(node.bytes()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let b = h.to_be_bytes();
+    format!("02:b7:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3])
+}
+
 /// Host end of an endpoint's veth pair: `bthv` and 11 hex digits of its id.
 pub fn veth_name(endpoint_id: &str) -> String {
     format!("bthv{}", &endpoint_id[..11.min(endpoint_id.len())])
@@ -54,6 +75,72 @@ pub fn bridge_mac(network_id: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetworkPlan {
     Bridge(BridgePlan),
+    /// The host's bridge of an overlay network and its VXLAN device.
+    Overlay(OverlayPlan),
+    /// Nothing on the host: a macvlan network's interfaces are made per
+    /// endpoint, on the parent interface.
+    Macvlan { parent: String },
+}
+
+/// One host's part of an overlay network. The bridge carries the
+/// network's gateway with the whole subnet's prefix (every host has the
+/// same gateway, as in Docker) and answers ARP for addresses routed
+/// through the tunnel (`proxy_arp`), so containers reach other hosts'
+/// containers as if they were on their own segment. The VXLAN device is
+/// a routed (L3) device, not a bridge port: traffic for another host's
+/// address block is routed to it (see [`TunnelPeers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayPlan {
+    pub bridge: BridgePlan,
+    /// None until the host knows its tunnel address (`--cluster-advertise`).
+    pub tunnel: Option<TunnelPlan>,
+}
+
+/// `ip link add NAME address MAC mtu M type vxlan id VNI local ADDR dev DEV
+/// dstport PORT nolearning noproxy nol2miss nol3miss; ip addr add HOST/32
+/// dev NAME; ip link set NAME up`. Learning is off: every remote MAC the
+/// device sends to is one of the static entries berth writes (one per
+/// remote host), so nothing on the wire can redirect traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelPlan {
+    pub name: String,
+    pub vni: u32,
+    pub port: u16,
+    /// This host's underlay address (`--cluster-advertise`).
+    pub local: IpAddr,
+    /// The underlay interface holding `local`.
+    pub dev: String,
+    pub mac: String,
+    pub mtu: u32,
+    /// This host's own address on the overlay (the first of its first
+    /// block), so that the host's own packets to other hosts' containers
+    /// have a source those hosts route back here.
+    pub host_addr: Option<IpAddr>,
+}
+
+/// What sends an overlay's traffic to the other hosts, per remote host
+/// (flannel's layout): `bridge fdb replace MAC dev TUNNEL dst VTEP self
+/// permanent`, `ip neigh replace VTEP lladdr MAC dev TUNNEL nud permanent`
+/// and, per block the host holds, `ip route replace BLOCK via VTEP dev
+/// TUNNEL onlink src HOST_ADDR`. Three entries per remote host and one per
+/// extra block: it grows with hosts, never with containers, and a
+/// container start on another host changes nothing here.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TunnelPeers {
+    pub tunnel: String,
+    /// Source hint of the routes (this host's overlay address).
+    pub src: Option<IpAddr>,
+    pub peers: Vec<TunnelPeer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TunnelPeer {
+    /// The remote host's underlay address.
+    pub vtep: IpAddr,
+    /// The MAC of its VXLAN device on this network ([`vtep_mac`]).
+    pub mac: String,
+    /// Its address blocks of this network.
+    pub blocks: Vec<IpNet>,
 }
 
 /// A bridge we want: `ip link add NAME address MAC type bridge; ip addr add
@@ -86,6 +173,12 @@ pub enum PortPlan {
     /// port is added (`br_fdb_unsync_static`): with one shared MAC that
     /// walk stays one entry long however many containers there are.
     BridgePort { bridge: String, host_mac: String },
+    /// No host end: the container's interface is a macvlan child of
+    /// `parent` in bridge mode, made in the host namespace under the
+    /// endpoint's host name and moved into the container:
+    /// `ip link add HOST link PARENT type macvlan mode bridge; ip link set
+    /// HOST netns NS name IFNAME`.
+    Macvlan { parent: String },
 }
 
 /// A container's end of a network:
@@ -108,11 +201,18 @@ pub struct EndpointPlan {
 }
 
 impl EndpointPlan {
-    /// The bridge the host end is a port of.
+    /// The bridge the host end is a port of (a macvlan endpoint's parent).
     pub fn bridge(&self) -> &str {
         match &self.port {
             PortPlan::BridgePort { bridge, .. } => bridge,
+            PortPlan::Macvlan { parent } => parent,
         }
+    }
+
+    /// Whether the endpoint's interface lives only in the container (a
+    /// macvlan child): it is removed there, not through a host end.
+    pub fn in_container_only(&self) -> bool {
+        matches!(self.port, PortPlan::Macvlan { .. })
     }
 
     /// Whether the container's end needs IPv6 (an IPv6 address to carry).
@@ -137,6 +237,16 @@ mod tests {
         assert_eq!(bridge_name(&id), "bth-0123456789");
         assert_eq!(veth_name(&id), "bthv0123456789a");
         assert!(veth_name(&id).len() <= 15 && bridge_name(&id).len() <= 15);
+    }
+
+    #[test]
+    fn vtep_macs_differ_per_host_and_network() {
+        let a = vtep_mac("0123456789", "host-a");
+        assert_eq!(a, vtep_mac("0123456789", "host-a"));
+        assert_ne!(a, vtep_mac("0123456789", "host-b"));
+        assert_ne!(a, vtep_mac("0123456780", "host-a"));
+        assert!(a.starts_with("02:b7:") && a.len() == 17, "{a}");
+        assert_eq!(tunnel_name(&"ab".repeat(32)), "btx-ababababab");
     }
 
     #[test]

@@ -21,6 +21,7 @@ fn corpora_replay_without_panics() {
     let n = replay("publish_spec", publish_spec)
         + replay("cidr_and_options", cidr_and_options)
         + replay("daemon_config", daemon_config)
-        + replay("api_bodies", api_bodies);
+        + replay("api_bodies", api_bodies)
+        + replay("cluster_event", cluster_event);
     eprintln!("{n} corpus inputs replayed");
 }

@@ -42,6 +42,8 @@ fn net(name: &str, bridge: &str, subnets: &[&str], internal: bool, icc: bool, ma
         raw_options: BTreeMap::new(),
         created: 0,
         predefined: name == "berth0",
+        global: false,
+        blocks: vec![],
     }
 }
 
@@ -158,4 +160,40 @@ fn dual_stack_matrix() {
     assert_eq!((count("subnets4"), count("subnets6")), (2, 3));
     assert_eq!((count("resolvers4"), count("resolvers6")), (1, 2), "user networks' resolvers on each gateway, none on the default network");
     golden("matrix6.nft", &render_reset_script(&elems));
+}
+
+/// Overlay networks: icc off and internal, a container here linked to
+/// by a container on another host, and the other hosts' tunnel ends.
+#[test]
+fn overlay_matrix() {
+    let overlay = |name: &str, subnet: &str, internal: bool, icc: bool| {
+        let mut n = net(name, "", &[subnet], internal, icc, true);
+        n.global = true;
+        n.driver = Driver::Overlay(OverlayDriver {
+            bridge: berth_core::plan::bridge_name(&n.id),
+            tunnel: berth_core::plan::tunnel_name(&n.id),
+            vni: 4096,
+            port: 4789,
+            host_prefix: 24,
+            user_mtu: None,
+            vtep: None,
+        });
+        n
+    };
+    let nets = [overlay("front", "10.200.0.0/16", false, false), overlay("back", "10.201.0.0/16", true, true)];
+    let mut web = container("web", &nets[0], &["10.200.1.2"]);
+    web.expose = vec![PortProto { port: 80, proto: Proto::Tcp }];
+    // A container on another host, as the cluster view gives it.
+    let mut client = container("client", &nets[0], &["10.200.2.2"]);
+    client.links = vec![Link { name: "web".into(), alias: "web".into() }];
+    client.labels.insert(berth_core::cluster::view::NODE_LABEL.into(), "host-b".into());
+    let live = [&web, &client];
+    let mut elems = all_elements(nets.iter(), &live, &[]);
+    elems.insert(Element::VtepPeer { addr: "10.90.0.2".parse().unwrap(), port: 4789 });
+    let has = |e: Element| elems.contains(&e);
+    assert!(has(Element::TunnelIn { tunnel: "btx-front00000".into(), bridge: "bth-front00000".into() }));
+    assert!(has(Element::TunnelOut { bridge: "bth-back000000".into(), tunnel: "btx-back000000".into() }), "internal overlays still span hosts");
+    assert!(has(Element::Link { src: "10.200.2.2".parse().unwrap(), dst: "10.200.1.2".parse().unwrap(), proto: Proto::Tcp, port: 80 }), "a link from another host");
+    assert!(has(Element::IccOff("bth-front00000".into())) && has(Element::VxlanPort(4789)));
+    golden("overlay.nft", &render_reset_script(&elems));
 }

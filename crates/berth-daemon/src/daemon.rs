@@ -36,6 +36,8 @@ pub struct Daemon {
     store_retrying: AtomicBool,
     /// A handle on ourselves for watcher tasks.
     pub(crate) me: OnceLock<Weak<Daemon>>,
+    /// This host's membership of a cluster (`--cluster-store`).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Daemon {
@@ -48,6 +50,24 @@ impl Daemon {
         let store = Store::open(&cfg.root.join("berth.db"))?;
         let cfg_pools = cfg.pools.clone();
         let state = State::from_snapshot(store.load()?);
+        let cluster = match &cfg.cluster {
+            Some(cc) => {
+                let underlay = kernel.underlay(&cc.advertise)?.ok_or_else(|| {
+                    crate::error::DaemonError::BadRequest(format!(
+                        "cluster-advertise {}: no such address or interface on this host",
+                        cc.advertise
+                    ))
+                })?;
+                if underlay.addr.is_ipv6() {
+                    return Err(crate::error::DaemonError::BadRequest(format!(
+                        "cluster-advertise {}: {} has no IPv4 address (tunnels between hosts run over IPv4)",
+                        cc.advertise, underlay.dev
+                    )));
+                }
+                Some(Arc::new(crate::cluster::Cluster::new(cc.clone(), &cfg.root, underlay)?))
+            }
+            None => None,
+        };
         let d = Arc::new(Daemon {
             cfg,
             store,
@@ -62,10 +82,12 @@ impl Daemon {
             host: Default::default(),
             store_retrying: AtomicBool::new(false),
             me: OnceLock::new(),
+            cluster,
         });
         let _ = d.me.set(Arc::downgrade(&d));
         d.kernel_prerequisites();
         d.init_default_network()?;
+        d.cluster_prepare();
         d.recover()?;
         let report = d.reconcile()?;
         if !report.is_empty() {
@@ -76,7 +98,38 @@ impl Daemon {
         for n in &nets {
             d.dns_start(n);
         }
+        if let (Some(cl), Some(rt)) = (&d.cluster, &d.rt) {
+            cl.start(&d, rt);
+        }
         Ok(d)
+    }
+
+    /// Before recovery and reconcile: this host's part of its global
+    /// networks (the underlay may have changed since the last run), and the
+    /// other hosts as last seen, so tunnels, names and links are right
+    /// from the start even if etcd is unreachable now.
+    fn cluster_prepare(&self) {
+        let Some(cl) = &self.cluster else { return };
+        let globals: Vec<Network> = self.st().networks.values().filter(|n| n.global).cloned().collect();
+        for mut n in globals {
+            self.localize(cl, &mut n);
+            self.st().networks.insert(n.id.clone(), n);
+        }
+        let nets: std::collections::BTreeSet<String> = self.st().networks.keys().cloned().collect();
+        let (remote, policies) = {
+            let v = cl.view();
+            let mut r = v.remote_containers(&cl.node());
+            for c in r.iter_mut() {
+                c.attachments.retain(|a| nets.contains(&a.network_id));
+            }
+            r.retain(|c| !c.attachments.is_empty());
+            (r, v.policies.values().cloned().collect::<Vec<_>>())
+        };
+        let mut st = self.st();
+        for c in remote {
+            st.remote.insert(c.id.clone(), c);
+        }
+        st.cluster_policies = policies;
     }
 
     /// The state, locked. A request that panicked while holding the lock
@@ -110,6 +163,12 @@ impl Daemon {
         let r = self.store.commit(ops, durable);
         if self.store.needs_recovery() {
             self.retry_store_in_background();
+        }
+        // Containers changed: the cluster hears about their endpoints.
+        if let Some(cl) = &self.cluster {
+            if ops.iter().any(|o| matches!(o, Op::PutContainer(_) | Op::DelContainer(_))) {
+                cl.kick();
+            }
         }
         r
     }
@@ -171,6 +230,6 @@ impl Daemon {
     /// Bridges of all berth networks (to exclude their own routes when
     /// looking for free subnets).
     pub fn bridge_names(&self) -> Vec<String> {
-        self.st().networks.values().map(|n| n.bridge().to_string()).collect()
+        self.st().networks.values().filter(|n| n.has_bridge()).flat_map(|n| [Some(n.bridge().to_string()), n.tunnel().map(str::to_string)]).flatten().collect()
     }
 }

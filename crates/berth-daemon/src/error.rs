@@ -27,6 +27,10 @@ pub enum DaemonError {
     BadRequest(String),
     #[error("{0}")]
     Internal(String),
+    /// The cluster store could not be reached or refused; the text names
+    /// the store (`etcd://HOST:PORT`) and says why.
+    #[error("{0}")]
+    ClusterUnavailable(String),
     /// A request failed, and undoing what it had done failed too: both
     /// are reported, so nobody is left guessing what state things are in.
     #[error("{error} (undoing it failed too: {rollback}; `berth reconcile` puts the kernel right)")]

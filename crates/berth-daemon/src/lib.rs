@@ -2,6 +2,7 @@
 //! supervisor and the HTTP API over a Unix socket.
 
 pub mod api;
+pub mod cluster;
 pub mod daemon;
 pub mod dns;
 pub mod error;

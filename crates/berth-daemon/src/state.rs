@@ -214,6 +214,11 @@ pub struct State {
     pub networks: BTreeMap<String, Network>,
     pub containers: Containers,
     pub policies: Vec<Policy>,
+    /// Other hosts' containers on global networks, from the cluster view
+    /// (never plumbed here: names, links and policies only).
+    pub remote: Containers,
+    /// Policies kept in the cluster store (they hold wherever their target runs).
+    pub cluster_policies: Vec<Policy>,
     /// Last address handed out per network and family (true: IPv6);
     /// allocation walks on from it.
     pub cursors: HashMap<(String, bool), IpAddr>,
@@ -231,8 +236,36 @@ impl State {
                 m
             },
             policies: s.policies,
+            remote: Containers::default(),
+            cluster_policies: Vec::new(),
             cursors: HashMap::new(),
         }
+    }
+
+    /// This host's policies and the cluster's.
+    pub fn all_policies(&self) -> Vec<Policy> {
+        self.policies.iter().chain(self.cluster_policies.iter()).cloned().collect()
+    }
+
+    /// A container a `--link` may name: one of ours, else one on another
+    /// host (several hosts may have one of that name: any will do).
+    pub fn link_target(&self, name: &str) -> Option<&Container> {
+        self.containers.by_name(name).or_else(|| self.remote.by_lname(&name.to_ascii_lowercase()).find(|c| c.name == name))
+    }
+
+    /// Containers named `lname` (any case), here and on other hosts.
+    pub fn named(&self, lname: &str) -> Vec<&Container> {
+        self.containers.by_lname(lname).chain(self.remote.by_lname(lname)).collect()
+    }
+
+    /// Containers with alias `lalias` on a network, here and on other hosts.
+    pub fn aliased(&self, network_id: &str, lalias: &str) -> Vec<&Container> {
+        self.containers.with_alias(network_id, lalias).chain(self.remote.with_alias(network_id, lalias)).collect()
+    }
+
+    /// The container holding `ip` on a network, here or on another host.
+    pub fn holder(&self, network_id: &str, ip: IpAddr) -> Option<&Container> {
+        self.containers.by_ip(network_id, ip).or_else(|| self.remote.by_ip(network_id, ip))
     }
 
     /// Finds a network by name, full id or unique id prefix (`bridge` means the default).

@@ -11,9 +11,23 @@ use crate::plan::{bridge_mac, gateway_cidr, BridgePlan, EndpointPlan, NetworkPla
 
 pub struct BridgePlanner;
 
+/// A veth pair whose host end is a port of `bridge` (bridge and overlay
+/// networks attach containers the same way).
+pub fn bridge_endpoint(net: &Network, bridge: &str, ep: &Endpoint, routes: DefaultRoutes) -> EndpointPlan {
+    EndpointPlan {
+        host_ifname: ep.host_ifname.clone(),
+        ifname: ep.ifname.clone(),
+        mac: ep.mac.clone(),
+        addresses: ep.addresses.iter().map(|a| a.addr).collect(),
+        default_gateways: super::default_gateways(ep, routes),
+        mtu: net.mtu,
+        port: PortPlan::BridgePort { bridge: bridge.to_string(), host_mac: bridge_mac(&net.id) },
+    }
+}
+
 impl Planner for BridgePlanner {
     fn network(&self, net: &Network) -> NetworkPlan {
-        let Driver::Bridge(b) = &net.driver;
+        let Driver::Bridge(b) = &net.driver else { unreachable!("the bridge planner is only given bridge networks") };
         NetworkPlan::Bridge(BridgePlan {
             name: b.name.clone(),
             mac: bridge_mac(&net.id),
@@ -24,24 +38,10 @@ impl Planner for BridgePlanner {
     }
 
     fn endpoint(&self, net: &Network, ep: &Endpoint, routes: DefaultRoutes) -> EndpointPlan {
-        let Driver::Bridge(b) = &net.driver;
-        EndpointPlan {
-            host_ifname: ep.host_ifname.clone(),
-            ifname: ep.ifname.clone(),
-            mac: ep.mac.clone(),
-            addresses: ep.addresses.iter().map(|a| a.addr).collect(),
-            default_gateways: ep
-                .addresses
-                .iter()
-                .filter_map(|a| a.gateway)
-                .filter(|g| if g.is_ipv6() { routes.v6 } else { routes.v4 })
-                .collect(),
-            mtu: net.mtu,
-            port: PortPlan::BridgePort { bridge: b.name.clone(), host_mac: bridge_mac(&net.id) },
-        }
+        bridge_endpoint(net, net.bridge(), ep, routes)
     }
 
     fn elements(&self, net: &Network) -> BTreeSet<Element> {
-        crate::nft::network_elements(net)
+        crate::nft::bridge_elements(net)
     }
 }

@@ -5,8 +5,12 @@
 //! new `Driver` variant and a new planner here.
 
 mod bridge;
+mod macvlan;
+pub mod overlay;
 
 use std::collections::BTreeSet;
+
+use std::net::IpAddr;
 
 use crate::model::{Driver, Endpoint, Network};
 use crate::nft::Element;
@@ -30,10 +34,18 @@ pub trait Planner: Sync {
     fn elements(&self, net: &Network) -> BTreeSet<Element>;
 }
 
+/// The gateways an endpoint's default routes go through: those of the
+/// families that still need one.
+fn default_gateways(ep: &Endpoint, routes: DefaultRoutes) -> Vec<IpAddr> {
+    ep.addresses.iter().filter_map(|a| a.gateway).filter(|g| if g.is_ipv6() { routes.v6 } else { routes.v4 }).collect()
+}
+
 /// The planner of a network's driver.
 pub fn planner(driver: &Driver) -> &'static dyn Planner {
     match driver {
         Driver::Bridge(_) => &bridge::BridgePlanner,
+        Driver::Overlay(_) => &overlay::OverlayPlanner,
+        Driver::Macvlan(_) => &macvlan::MacvlanPlanner,
     }
 }
 

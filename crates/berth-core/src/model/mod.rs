@@ -9,6 +9,6 @@ mod port;
 pub use container::{
     Attachment, Container, ContainerKind, ContainerState, Endpoint, EndpointAddress, EndpointState, Link, RunState,
 };
-pub use network::{BridgeDriver, Driver, IpamConfig, Network, NetworkOptions, DEFAULT_NETWORK, DEFAULT_NETWORK_ALIAS};
+pub use network::{BridgeDriver, Driver, IpamConfig, MacvlanDriver, Network, NetworkOptions, OverlayDriver, Vtep, DEFAULT_NETWORK, DEFAULT_NETWORK_ALIAS};
 pub use policy::{Policy, PolicyAction, PolicyTarget};
 pub use port::{host_port_text, PortMapping, PortProto, Proto};

@@ -15,8 +15,9 @@ use crate::model::{Container, Network, Policy, PolicyAction};
 
 use super::element::{protos_of, Element, PortRange};
 
-/// Elements that exist because the network exists.
-pub fn network_elements(net: &Network) -> BTreeSet<Element> {
+/// Elements that exist because a network with a bridge on this host
+/// exists (bridge and overlay networks; `crate::driver` adds a driver's own).
+pub fn bridge_elements(net: &Network) -> BTreeSet<Element> {
     let b = net.bridge().to_string();
     let mut s = BTreeSet::from([Element::Bridge(b.clone()), Element::BridgePair(b.clone())]);
     for c in &net.ipam {
@@ -202,7 +203,7 @@ pub fn all_elements<'a>(
     live: &[&Container],
     policies: &[Policy],
 ) -> BTreeSet<Element> {
-    let mut out: BTreeSet<Element> = networks.flat_map(network_elements).collect();
+    let mut out: BTreeSet<Element> = networks.flat_map(crate::driver::network_elements).collect();
     for c in live {
         out.extend(container_elements(c, live, policies));
     }

@@ -63,6 +63,19 @@ pub enum Element {
     Allow { src: (IpAddr, IpAddr), dst: IpAddr, protos: (u8, u8), ports: PortRange },
     /// `guarded4`/`6`: destinations that only allowed sources may reach.
     Guarded { dst: IpAddr, protos: (u8, u8), ports: PortRange },
+    /// `tunnels`: every overlay's VXLAN device.
+    Tunnel(String),
+    /// `tunnel_out`: `"bridge" . "tunnel"`: an overlay's containers here
+    /// may send into its tunnel (the host at the other end filters).
+    TunnelOut { bridge: String, tunnel: String },
+    /// `bridge_pairs` too: `"tunnel" . "bridge"`: traffic from the
+    /// overlay's containers on other hosts is traffic of the same network.
+    TunnelIn { tunnel: String, bridge: String },
+    /// `vxlan_ports`: UDP ports overlays receive VXLAN packets on.
+    VxlanPort(u16),
+    /// `vtep_peers4`/`6`: hosts of the cluster that may send VXLAN packets
+    /// here, with the port.
+    VtepPeer { addr: IpAddr, port: u16 },
 }
 
 fn ifname_bytes(name: &str) -> [u8; 16] {
@@ -124,7 +137,15 @@ impl Element {
     /// The family of the element's addresses (None: no addresses).
     pub fn family_v6(&self) -> Option<bool> {
         match self {
-            Element::Bridge(_) | Element::InternalBridge(_) | Element::IccOff(_) | Element::MasqBridge(_) | Element::BridgePair(_) => None,
+            Element::Bridge(_)
+            | Element::InternalBridge(_)
+            | Element::IccOff(_)
+            | Element::MasqBridge(_)
+            | Element::BridgePair(_)
+            | Element::Tunnel(_)
+            | Element::TunnelOut { .. }
+            | Element::TunnelIn { .. }
+            | Element::VxlanPort(_) => None,
             Element::Subnet { start: a, .. }
             | Element::ResolverAddr(a)
             | Element::Resolver { addr: a, .. }
@@ -133,7 +154,8 @@ impl Element {
             | Element::PortAddr { addr: a, .. }
             | Element::Deny { dst: a, .. }
             | Element::Allow { dst: a, .. }
-            | Element::Guarded { dst: a, .. } => Some(a.is_ipv6()),
+            | Element::Guarded { dst: a, .. }
+            | Element::VtepPeer { addr: a, .. } => Some(a.is_ipv6()),
         }
     }
 
@@ -156,13 +178,23 @@ impl Element {
             Element::Deny { .. } => pick("deny4", "deny6"),
             Element::Allow { .. } => pick("allow4", "allow6"),
             Element::Guarded { .. } => pick("guarded4", "guarded6"),
+            Element::Tunnel(_) => "tunnels",
+            Element::TunnelOut { .. } => "tunnel_out",
+            Element::TunnelIn { .. } => "bridge_pairs",
+            Element::VxlanPort(_) => "vxlan_ports",
+            Element::VtepPeer { .. } => pick("vtep_peers4", "vtep_peers6"),
         }
     }
 
     /// Key (and `: data` for maps) in nft syntax.
     pub fn text(&self) -> String {
         match self {
-            Element::Bridge(n) | Element::InternalBridge(n) | Element::IccOff(n) | Element::MasqBridge(n) => format!("\"{n}\""),
+            Element::Bridge(n) | Element::InternalBridge(n) | Element::IccOff(n) | Element::MasqBridge(n) | Element::Tunnel(n) => {
+                format!("\"{n}\"")
+            }
+            Element::TunnelOut { bridge: a, tunnel: b } | Element::TunnelIn { tunnel: a, bridge: b } => format!("\"{a}\" . \"{b}\""),
+            Element::VxlanPort(p) => p.to_string(),
+            Element::VtepPeer { addr, port } => format!("{addr} . {port}"),
             Element::BridgePair(n) => format!("\"{n}\" . \"{n}\""),
             Element::Subnet { start, end, bridge } => format!("{} . \"{bridge}\"", range_text(*start, *end)),
             Element::ResolverAddr(a) => a.to_string(),
@@ -200,8 +232,18 @@ impl Element {
     fn key_at(&self, end: bool) -> Vec<u8> {
         let mut v = Vec::with_capacity(48);
         match self {
-            Element::Bridge(n) | Element::InternalBridge(n) | Element::IccOff(n) | Element::MasqBridge(n) => {
+            Element::Bridge(n) | Element::InternalBridge(n) | Element::IccOff(n) | Element::MasqBridge(n) | Element::Tunnel(n) => {
                 v.extend_from_slice(&ifname_bytes(n))
+            }
+            Element::TunnelOut { bridge: a, tunnel: b } | Element::TunnelIn { tunnel: a, bridge: b } => {
+                v.extend_from_slice(&ifname_bytes(a));
+                v.extend_from_slice(&ifname_bytes(b));
+            }
+            // A lone inet_service key is its 2 bytes, unpadded.
+            Element::VxlanPort(p) => v.extend_from_slice(&p.to_be_bytes()),
+            Element::VtepPeer { addr, port } => {
+                push_ip(&mut v, *addr);
+                push_port(&mut v, *port);
             }
             Element::BridgePair(n) => {
                 v.extend_from_slice(&ifname_bytes(n));
@@ -313,6 +355,17 @@ mod tests {
         let e6 = Element::Subnet { start: ip("fd00:1::"), end: ip("fd00:1::ffff:ffff:ffff:ffff"), bridge: "br1".into() };
         assert_eq!(e6.set(), "subnets6");
         assert_eq!(e6.key().len(), 32);
+    }
+
+    #[test]
+    fn overlay_elements() {
+        // nft add element inet berth vxlan_ports { 4789 }: a 2-byte key.
+        assert_eq!(Element::VxlanPort(4789).key(), vec![0x12, 0xb5]);
+        let p = Element::VtepPeer { addr: ip("10.90.0.2"), port: 4789 };
+        assert_eq!((p.set(), p.text(), words(&p.key())), ("vtep_peers4", "10.90.0.2 . 4789".to_string(), "02005a0a 0000b512".to_string()));
+        let t = Element::TunnelIn { tunnel: "btx-1".into(), bridge: "bth-1".into() };
+        assert_eq!((t.set(), t.text()), ("bridge_pairs", "\"btx-1\" . \"bth-1\"".to_string()));
+        assert_eq!(t.key().len(), 32);
     }
 
     #[test]

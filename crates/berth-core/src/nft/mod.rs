@@ -11,6 +11,6 @@ mod desired;
 mod element;
 mod render;
 
-pub use desired::{all_elements, container_elements, network_elements};
+pub use desired::{all_elements, bridge_elements, container_elements};
 pub use element::{Element, PortRange};
 pub use render::{render_reset_script, render_table, TABLE, TABLE_FAMILY};

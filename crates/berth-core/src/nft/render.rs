@@ -38,6 +38,11 @@ const SETS: &[(&str, &str, &str)] = &[
     ("allow6", "ipv6_addr . ipv6_addr . inet_proto . inet_service", "interval"),
     ("guarded4", "ipv4_addr . inet_proto . inet_service", "interval"),
     ("guarded6", "ipv6_addr . inet_proto . inet_service", "interval"),
+    ("tunnels", "ifname", ""),
+    ("tunnel_out", "ifname . ifname", ""),
+    ("vxlan_ports", "inet_service", ""),
+    ("vtep_peers4", "ipv4_addr . inet_service", ""),
+    ("vtep_peers6", "ipv6_addr . inet_service", ""),
 ];
 
 /// The fixed chains. Order of rules matters and is explained inline. Each
@@ -70,6 +75,7 @@ const CHAINS: &str = r#"	chain raw_prerouting {
 		oifname @bridges ip saddr 127.0.0.0/8 masquerade comment "host loopback to a published port"
 		ct status dnat ip saddr . oifname @subnets4 masquerade comment "hairpin: container to a published port on its own network"
 		ct status dnat ip6 saddr . oifname @subnets6 masquerade comment "hairpin, IPv6"
+		oifname @tunnels accept comment "overlay traffic to other hosts keeps its source address"
 		iifname @masq_bridges oifname != @bridges masquerade comment "containers to the outside"
 	}
 
@@ -77,8 +83,15 @@ const CHAINS: &str = r#"	chain raw_prerouting {
 		type filter hook forward priority filter; policy accept;
 		ct state established,related accept comment "replies of allowed connections"
 		icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept comment "IPv6 neighbour discovery between containers (ARP's job in IPv4)"
+		oifname @tunnels jump to_tunnel
 		oifname @bridges jump to_container
 		iifname @bridges jump from_container
+		iifname @tunnels drop comment "from other hosts' containers: only to their own network's containers here"
+	}
+
+	chain to_tunnel {
+		iifname . oifname @tunnel_out accept comment "an overlay's containers to the same overlay on other hosts (the host there filters)"
+		drop comment "nothing else goes into an overlay's tunnel"
 	}
 
 	chain to_container {
@@ -121,6 +134,8 @@ const CHAINS: &str = r#"	chain raw_prerouting {
 		type filter hook input priority filter; policy accept;
 		meta l4proto { tcp, udp } th dport 53 ip daddr @resolver_addrs4 jump resolver comment "berth's embedded DNS"
 		meta l4proto { tcp, udp } th dport 53 ip6 daddr @resolver_addrs6 jump resolver comment "berth's embedded DNS, IPv6"
+		udp dport @vxlan_ports ip saddr . udp dport != @vtep_peers4 drop comment "VXLAN only from the cluster's hosts"
+		udp dport @vxlan_ports ip6 saddr . udp dport != @vtep_peers6 drop comment "VXLAN only from the cluster's hosts, IPv6"
 	}
 
 	chain resolver {

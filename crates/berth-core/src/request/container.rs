@@ -210,6 +210,8 @@ mod tests {
             raw_options: Default::default(),
             created: 0,
             predefined: false,
+            global: false,
+            blocks: vec![],
         }
     }
 

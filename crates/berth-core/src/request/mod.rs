@@ -12,6 +12,6 @@ mod policy;
 pub use container::{check_static_ips, parse_env, parse_link, parse_mac, AttachNetwork, AttachRequest, NetworkConnect, RunRequest};
 pub use network::{
     check_mtu, is_reserved_network_name, pair_ipam_flags, parse_options, validate_ifname, validate_network_create, IpamConfigRequest,
-    IpamRequest, NetworkContext, NetworkCreate, ParsedOptions,
+    IpamRequest, ClusterContext, NetworkContext, NetworkCreate, ParsedOptions,
 };
 pub use policy::{validate_policy, PolicyRequest};

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{BridgeDriver, Driver, IpamConfig, Network, NetworkOptions, DEFAULT_NETWORK, DEFAULT_NETWORK_ALIAS};
+use crate::model::{BridgeDriver, Driver, IpamConfig, MacvlanDriver, Network, NetworkOptions, OverlayDriver, DEFAULT_NETWORK, DEFAULT_NETWORK_ALIAS};
 use crate::names::validate_name;
 use crate::subnets::{check_usable, choose_subnet, overlaps, parse_ip, parse_subnet, AddressPool};
 use crate::{CoreError, Result};
@@ -64,18 +64,46 @@ pub struct NetworkContext<'a> {
     pub pools: &'a [AddressPool],
     pub default_mtu: u32,
     pub default_icc: bool,
+    /// Set when the daemon is in a cluster: what a global network must
+    /// stay clear of. None: single host (`-d overlay` is refused).
+    pub cluster: Option<ClusterContext<'a>>,
 }
+
+/// What the cluster store already holds that a new global network must
+/// not collide with.
+pub struct ClusterContext<'a> {
+    /// VXLAN ids in use, with the network using each.
+    pub vnis: &'a BTreeMap<u32, String>,
+}
+
+/// The first VXLAN id berth hands out by itself (Docker's overlay driver
+/// starts at 4096 too; below is left for hand-made VXLANs).
+pub const FIRST_VNI: u32 = 4096;
+const MAX_VNI: u32 = (1 << 24) - 1;
+
+/// The IANA port for VXLAN (the kernel's own default is Linux's older 8472).
+pub const VXLAN_PORT: u16 = 4789;
 
 /// Names that can never be user networks.
 pub fn is_reserved_network_name(name: &str) -> bool {
     matches!(name, DEFAULT_NETWORK | DEFAULT_NETWORK_ALIAS | "host" | "none")
 }
 
-/// Parsed `-o` options (Docker's long keys are accepted too).
+/// Parsed `-o` options (Docker's long keys are accepted too). Driver
+/// options are checked against the driver by [`validate_network_create`].
+#[derive(Default)]
 pub struct ParsedOptions {
     pub options: NetworkOptions,
     pub bridge_name: Option<String>,
     pub mtu: Option<u32>,
+    /// Overlay: `-o vni=N` (Docker: `com.docker.network.driver.overlay.vxlanid_list`).
+    pub vni: Option<u32>,
+    /// Overlay: `-o vxlan_port=N`.
+    pub vxlan_port: Option<u16>,
+    /// Global networks: `-o host_block=N`, the prefix of hosts' address blocks.
+    pub host_block: Option<u8>,
+    /// Macvlan: `-o parent=IFACE`.
+    pub parent: Option<String>,
 }
 
 fn parse_bool(key: &str, v: &str) -> Result<bool> {
@@ -86,8 +114,12 @@ fn parse_bool(key: &str, v: &str) -> Result<bool> {
     }
 }
 
+fn parse_num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T> {
+    v.parse().map_err(|_| CoreError::InvalidOption { key: key.into(), reason: format!("{v:?} is not a number in range") })
+}
+
 pub fn parse_options(raw: &BTreeMap<String, String>, default_icc: bool) -> Result<ParsedOptions> {
-    let mut p = ParsedOptions { options: NetworkOptions { icc: default_icc, masquerade: true }, bridge_name: None, mtu: None };
+    let mut p = ParsedOptions { options: NetworkOptions { icc: default_icc, masquerade: true }, ..Default::default() };
     for (k, v) in raw {
         match k.as_str() {
             "icc" | "com.docker.network.bridge.enable_icc" => p.options.icc = parse_bool(k, v)?,
@@ -99,10 +131,33 @@ pub fn parse_options(raw: &BTreeMap<String, String>, default_icc: bool) -> Resul
                 validate_ifname(v).map_err(|reason| CoreError::InvalidOption { key: k.clone(), reason })?;
                 p.bridge_name = Some(v.clone());
             }
+            "vni" | "com.docker.network.driver.overlay.vxlanid_list" => {
+                let vni: u32 = parse_num(k, v)?;
+                if !(1..=MAX_VNI).contains(&vni) {
+                    return Err(CoreError::InvalidOption { key: k.clone(), reason: format!("{vni} is not a VXLAN id (1 to {MAX_VNI})") });
+                }
+                p.vni = Some(vni);
+            }
+            "vxlan_port" => {
+                let port: u16 = parse_num(k, v)?;
+                if port == 0 {
+                    return Err(CoreError::InvalidOption { key: k.clone(), reason: "port 0 is not a port".into() });
+                }
+                p.vxlan_port = Some(port);
+            }
+            "host_block" => p.host_block = Some(parse_num(k, v.trim_start_matches('/'))?),
+            "parent" => {
+                validate_ifname(v).map_err(|reason| CoreError::InvalidOption { key: k.clone(), reason })?;
+                p.parent = Some(v.clone());
+            }
+            "macvlan_mode" if v == "bridge" => {}
+            "macvlan_mode" => {
+                return Err(CoreError::InvalidOption { key: k.clone(), reason: format!("mode {v:?} is not supported (berth uses bridge mode)") })
+            }
             _ => {
                 return Err(CoreError::InvalidOption {
                     key: k.clone(),
-                    reason: "unknown option (known: icc, masquerade, mtu, bridge_name)".into(),
+                    reason: "unknown option (known: icc, masquerade, mtu, bridge_name; overlay: vni, vxlan_port, host_block; macvlan: parent, host_block)".into(),
                 })
             }
         }
@@ -277,31 +332,138 @@ pub fn build_network_ipam(req: &NetworkCreate, ctx: &NetworkContext) -> Result<V
     Ok(out)
 }
 
-/// Validates a `network create` request into a [`Network`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bridge,
+    Overlay,
+    Macvlan,
+}
+
+impl Kind {
+    fn name(&self) -> &'static str {
+        match self {
+            Kind::Bridge => "bridge",
+            Kind::Overlay => "overlay",
+            Kind::Macvlan => "macvlan",
+        }
+    }
+}
+
+/// Refuses options that belong to another driver.
+fn check_driver_options(kind: Kind, opts: &ParsedOptions, name: &str) -> Result<()> {
+    let refuse = |opt: &str, only: &str| CoreError::DriverRefuses {
+        driver: kind.name(),
+        network: name.to_string(),
+        reason: format!("option {opt} applies to {only} networks only"),
+    };
+    if kind != Kind::Bridge && opts.bridge_name.is_some() {
+        return Err(refuse("bridge_name", "bridge"));
+    }
+    if kind != Kind::Overlay && opts.vni.is_some() {
+        return Err(refuse("vni", "overlay"));
+    }
+    if kind != Kind::Overlay && opts.vxlan_port.is_some() {
+        return Err(refuse("vxlan_port", "overlay"));
+    }
+    if kind != Kind::Macvlan && opts.parent.is_some() {
+        return Err(refuse("parent", "macvlan"));
+    }
+    Ok(())
+}
+
+/// The VXLAN id of a new overlay: the one asked for if free, else the
+/// lowest free one from [`FIRST_VNI`].
+fn choose_vni(want: Option<u32>, taken: &BTreeMap<u32, String>) -> Result<u32> {
+    match want {
+        Some(v) => match taken.get(&v) {
+            Some(net) => Err(CoreError::VniInUse { vni: v, network: net.clone() }),
+            None => Ok(v),
+        },
+        None => (FIRST_VNI..=MAX_VNI).find(|v| !taken.contains_key(v)).ok_or(CoreError::VnisExhausted),
+    }
+}
+
+/// Validates a `network create` request into a [`Network`]. A global
+/// network (overlay, or macvlan in a cluster) comes out without this
+/// host's part (blocks, tunnel end, MTU of an automatic overlay MTU: 0):
+/// the daemon adds those when it takes the network up.
 pub fn validate_network_create(req: &NetworkCreate, ctx: &NetworkContext, id: &str, now: u64) -> Result<Network> {
     validate_name(&req.name)?;
     if is_reserved_network_name(&req.name) || ctx.networks.iter().any(|n| n.0 == req.name) {
         return Err(CoreError::DuplicateNetwork(req.name.clone()));
     }
-    match req.driver.as_deref() {
-        None | Some("") | Some("bridge") => {}
+    let kind = match req.driver.as_deref() {
+        None | Some("") | Some("bridge") => Kind::Bridge,
+        Some("overlay") => Kind::Overlay,
+        Some("macvlan") => Kind::Macvlan,
         Some(other) => return Err(CoreError::UnknownDriver(other.to_string())),
+    };
+    if kind == Kind::Overlay && ctx.cluster.is_none() {
+        return Err(CoreError::OverlayNeedsCluster);
     }
+    let global = kind != Kind::Bridge && ctx.cluster.is_some();
     let opts = parse_options(&req.options, ctx.default_icc)?;
+    check_driver_options(kind, &opts, &req.name)?;
+    let refuse = |reason: String| CoreError::DriverRefuses { driver: kind.name(), network: req.name.clone(), reason };
+    if kind == Kind::Macvlan && req.ipam.as_ref().is_none_or(|i| i.config.iter().all(|c| c.subnet.is_none())) {
+        return Err(refuse("give the LAN's subnet: --subnet CIDR (and --gateway, the LAN's router, if it is not the subnet's first address)".into()));
+    }
+    if global && (req.enable_ipv6 || req.enable_ipv4 == Some(false)) {
+        return Err(refuse("networks that span hosts are IPv4 only in this release (hosts lease IPv4 address blocks)".into()));
+    }
     let bridge = opts.bridge_name.clone().unwrap_or_else(|| crate::plan::bridge_name(id));
-    if let Some(other) = ctx.networks.iter().find(|n| n.1 == bridge) {
-        return Err(CoreError::InvalidOption {
-            key: "bridge_name".into(),
-            reason: format!("bridge {bridge} is already used by network {}", other.0),
-        });
+    if kind == Kind::Bridge {
+        if let Some(other) = ctx.networks.iter().find(|n| n.1 == bridge) {
+            return Err(CoreError::InvalidOption {
+                key: "bridge_name".into(),
+                reason: format!("bridge {bridge} is already used by network {}", other.0),
+            });
+        }
     }
     let ipam = build_network_ipam(req, ctx)?;
+    if global && ipam.iter().any(|c| c.is_ipv6()) {
+        return Err(refuse("networks that span hosts are IPv4 only in this release (hosts lease IPv4 address blocks)".into()));
+    }
     let has_v6 = ipam.iter().any(|c| c.is_ipv6());
-    let mtu = check_mtu(req.mtu.or(opts.mtu).unwrap_or(ctx.default_mtu), has_v6)?;
+    let user_mtu = req.mtu.or(opts.mtu).map(|m| check_mtu(m, has_v6)).transpose()?;
+    if !global && opts.host_block.is_some() {
+        return Err(refuse("option host_block applies to networks that span hosts (overlay, or macvlan with a cluster store)".into()));
+    }
+    let host_prefix = match ipam.first() {
+        Some(c) if global => {
+            let pool = c.pool();
+            let p = opts.host_block.unwrap_or_else(|| crate::cluster::blocks::default_prefix(pool.prefix_len()));
+            crate::cluster::blocks::check_prefix(&pool, p).map_err(|reason| CoreError::InvalidOption { key: "host_block".into(), reason })?;
+            p
+        }
+        _ => 0,
+    };
+    let (driver, mtu) = match kind {
+        Kind::Bridge => (Driver::Bridge(BridgeDriver { name: bridge, owned: true }), user_mtu.unwrap_or(check_mtu(ctx.default_mtu, has_v6)?)),
+        Kind::Overlay => {
+            let vnis = ctx.cluster.as_ref().map(|c| c.vnis).expect("overlay checked for a cluster above");
+            let o = OverlayDriver {
+                bridge,
+                tunnel: crate::plan::tunnel_name(id),
+                vni: choose_vni(opts.vni, vnis)?,
+                port: opts.vxlan_port.unwrap_or(VXLAN_PORT),
+                host_prefix,
+                user_mtu,
+                vtep: None,
+            };
+            (Driver::Overlay(o), user_mtu.unwrap_or(0))
+        }
+        Kind::Macvlan => {
+            let Some(parent) = opts.parent.clone() else {
+                return Err(refuse("name the host interface its containers go out on: -o parent=IFACE".into()));
+            };
+            (Driver::Macvlan(MacvlanDriver { parent, host_prefix }), user_mtu.unwrap_or(check_mtu(ctx.default_mtu, has_v6)?))
+        }
+    };
     Ok(Network {
         id: id.to_string(),
         name: req.name.clone(),
-        driver: Driver::Bridge(BridgeDriver { name: bridge, owned: true }),
+        driver,
         ipam,
         internal: req.internal,
         mtu,
@@ -309,6 +471,8 @@ pub fn validate_network_create(req: &NetworkCreate, ctx: &NetworkContext, id: &s
         raw_options: req.options.clone(),
         created: now,
         predefined: false,
+        global,
+        blocks: vec![],
     })
 }
 
@@ -318,7 +482,7 @@ mod tests {
     use crate::subnets::{default_pools, with_default_pools};
 
     fn ctx<'a>(nets: Vec<(&'a str, &'a str, Vec<IpNet>)>, host: &'a [IpNet], pools: &'a [AddressPool]) -> NetworkContext<'a> {
-        NetworkContext { networks: nets, host_nets: host, pools, default_mtu: 1500, default_icc: true }
+        NetworkContext { networks: nets, host_nets: host, pools, default_mtu: 1500, default_icc: true, cluster: None }
     }
 
     fn req(name: &str, subnet: Option<&str>, gw: Option<&str>, range: Option<&str>) -> NetworkCreate {
@@ -411,14 +575,72 @@ mod tests {
         r.options.insert("bridge_name".into(), "x;y".into());
         assert!(matches!(e(r), CoreError::InvalidOption { .. }));
         let mut r = req("a", None, None, None);
-        r.driver = Some("macvlan".into());
+        r.driver = Some("ipvlan".into());
         assert!(matches!(e(r), CoreError::UnknownDriver(_)));
+        let mut r = req("a", None, None, None);
+        r.driver = Some("overlay".into());
+        assert_eq!(e(r), CoreError::OverlayNeedsCluster, "no cluster store");
+        let mut r = req("a", Some("192.168.1.0/24"), None, None);
+        r.driver = Some("macvlan".into());
+        assert!(matches!(e(r), CoreError::DriverRefuses { .. }), "macvlan needs a parent");
+        let mut r = req("a", Some("192.168.1.0/24"), None, None);
+        r.options.insert("parent".into(), "eth0".into());
+        assert!(matches!(e(r), CoreError::DriverRefuses { .. }), "parent on a bridge network");
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert!(matches!(pair_ipam_flags(&s(&["10.6.0.0/24"]), &s(&["fd00::1"]), &[]), Err(CoreError::NotInAnySubnet { .. })), "no IPv6 subnet");
         assert!(matches!(pair_ipam_flags(&s(&["10.6.0.0/24", "10.7.0.0/24"]), &s(&["10.9.0.1"]), &[]), Err(CoreError::NotInAnySubnet { .. })));
         let one = pair_ipam_flags(&s(&["10.6.0.0/24", "fd00::/64"]), &s(&["10.9.0.1"]), &[]).unwrap();
         assert_eq!(one[0].gateway.as_deref(), Some("10.9.0.1"), "paired with the only IPv4 subnet, to be refused with its name");
         assert!(matches!(pair_ipam_flags(&[], &[], &s(&["10.9.0.0/24"])), Err(CoreError::NeedsSubnet("--ip-range"))));
+    }
+
+    #[test]
+    fn overlay_and_macvlan_networks() {
+        let pools = default_pools();
+        let mut vnis = BTreeMap::new();
+        let mut c = ctx(vec![], &[], &pools);
+        c.cluster = Some(ClusterContext { vnis: &vnis });
+        let id = "0".repeat(64);
+        let mut r = req("ov", Some("10.200.0.0/16"), None, None);
+        r.driver = Some("overlay".into());
+        let n = validate_network_create(&r, &c, &id, 0).unwrap();
+        let Driver::Overlay(o) = &n.driver else { panic!() };
+        assert_eq!((o.vni, o.port, o.host_prefix, n.mtu, n.global), (4096, 4789, 24, 0, true));
+        assert_eq!((o.bridge.as_str(), o.tunnel.as_str()), ("bth-0000000000", "btx-0000000000"));
+        assert_eq!(n.ipam[0].gateway.to_string(), "10.200.0.1");
+        r.options.insert("vni".into(), "77".into());
+        r.options.insert("host_block".into(), "26".into());
+        r.mtu = Some(1400);
+        let n = validate_network_create(&r, &c, &id, 0).unwrap();
+        let Driver::Overlay(o) = &n.driver else { panic!() };
+        assert_eq!((o.vni, o.host_prefix, o.user_mtu, n.mtu), (77, 26, Some(1400), 1400));
+        vnis.insert(77, "other".into());
+        vnis.insert(4096, "other".into());
+        let mut c = ctx(vec![], &[], &pools);
+        c.cluster = Some(ClusterContext { vnis: &vnis });
+        assert!(matches!(validate_network_create(&r, &c, &id, 0), Err(CoreError::VniInUse { vni: 77, .. })));
+        r.options.remove("vni");
+        let n = validate_network_create(&r, &c, &id, 0).unwrap();
+        assert!(matches!(&n.driver, Driver::Overlay(o) if o.vni == 4097), "lowest free id");
+        let e = |r: NetworkCreate| validate_network_create(&r, &c, &id, 0).unwrap_err();
+        let mut bad = r.clone();
+        bad.enable_ipv6 = true;
+        assert!(matches!(e(bad), CoreError::DriverRefuses { .. }), "IPv4 only");
+        let mut bad = r.clone();
+        bad.options.insert("host_block".into(), "8".into());
+        assert!(matches!(e(bad), CoreError::InvalidOption { .. }));
+        let mut bad = r.clone();
+        bad.options.insert("parent".into(), "eth0".into());
+        assert!(matches!(e(bad), CoreError::DriverRefuses { .. }));
+        // macvlan in a cluster: global, per-host slices of the range.
+        let mut m = req("lan", Some("192.168.50.0/24"), Some("192.168.50.254"), Some("192.168.50.128/25"));
+        m.driver = Some("macvlan".into());
+        m.options.insert("parent".into(), "eth1".into());
+        let n = validate_network_create(&m, &c, &id, 0).unwrap();
+        assert!(n.global && matches!(&n.driver, Driver::Macvlan(d) if d.parent == "eth1" && d.host_prefix == 29), "{:?}", n.driver);
+        // ... and local without one.
+        let n = validate_network_create(&m, &ctx(vec![], &[], &pools), &id, 0).unwrap();
+        assert!(!n.global);
     }
 
     #[test]

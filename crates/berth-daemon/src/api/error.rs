@@ -20,7 +20,7 @@ pub fn status(e: &DaemonError) -> StatusCode {
         DaemonError::Invalid(c) => match c {
             NoSuchNetwork(_) | NoSuchContainer(_) => StatusCode::NOT_FOUND,
             DuplicateNetwork(_) | DuplicateContainer(_) | NetworkInUse { .. } | IpInUse { .. } | AlreadyConnected { .. }
-            | SubnetOverlapsNetwork { .. } | Conflict(_) | PredefinedNetwork(_) => StatusCode::CONFLICT,
+            | SubnetOverlapsNetwork { .. } | Conflict(_) | PredefinedNetwork(_) | VniInUse { .. } => StatusCode::CONFLICT,
             _ => StatusCode::BAD_REQUEST,
         },
         DaemonError::Conflict(_) => StatusCode::CONFLICT,
@@ -28,6 +28,7 @@ pub fn status(e: &DaemonError) -> StatusCode {
         DaemonError::BadRequest(_) => StatusCode::BAD_REQUEST,
         DaemonError::Kernel(LinuxError::NotNetns(_) | LinuxError::OwnNamespace(_)) => StatusCode::BAD_REQUEST,
         DaemonError::StoreUnavailable(_) => StatusCode::INSUFFICIENT_STORAGE,
+        DaemonError::ClusterUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         DaemonError::Kernel(_) | DaemonError::Store(_) | DaemonError::Internal(_) | DaemonError::RollbackFailed { .. } => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
@@ -61,6 +62,7 @@ mod tests {
         assert_eq!(s(CoreError::InvalidName("x y".into()).into()), 400);
         assert_eq!(s(LinuxError::NotNetns("/x".into()).into()), 400);
         assert_eq!(s(DaemonError::StoreUnavailable("disk full".into())), 507);
+        assert_eq!(s(DaemonError::ClusterUnavailable("etcd://x:2379: down".into())), 503);
         let both = DaemonError::from(CoreError::DuplicateNetwork("n".into())).with_rollback(Err(DaemonError::Internal("x".into())));
         assert_eq!(s(both), 409, "a failed rollback keeps the request's own status");
     }

@@ -63,7 +63,7 @@ pub fn lookup(st: &State, net_id: &str, asker_ip: IpAddr, name: &str) -> Outcome
 
     if let Some(ip) = parse_reverse(name) {
         for n in &nets {
-            if let Some(c) = st.containers.by_ip(n, ip) {
+            if let Some(c) = st.holder(n, ip) {
                 let net_name = &st.networks[n].name;
                 return Outcome::Names(vec![format!("{}.{net_name}", c.name)]);
             }
@@ -74,17 +74,17 @@ pub fn lookup(st: &State, net_id: &str, asker_ip: IpAddr, name: &str) -> Outcome
 
     let mut out = Vec::new();
     for n in &nets {
-        for c in st.containers.by_lname(name) {
+        for c in st.named(name) {
             push(&mut out, addrs_on(c, n));
         }
-        for c in st.containers.with_alias(n, name) {
+        for c in st.aliased(n, name) {
             push(&mut out, addrs_on(c, n));
         }
     }
     // The asker's links: `--link NAME:ALIAS` resolves ALIAS (and NAME).
     if let Some(a) = asker {
         for l in a.links.iter().filter(|l| l.alias.eq_ignore_ascii_case(name) || l.name.eq_ignore_ascii_case(name)) {
-            if let Some(t) = st.containers.by_name(&l.name) {
+            if let Some(t) = st.link_target(&l.name) {
                 for n in &nets {
                     push(&mut out, addrs_on(t, n));
                 }
@@ -94,10 +94,10 @@ pub fn lookup(st: &State, net_id: &str, asker_ip: IpAddr, name: &str) -> Outcome
     // CONTAINER.NETWORK
     for (cname, netname) in split_network_suffix(name) {
         if let Some(n) = nets.iter().find(|n| st.networks[*n].name.eq_ignore_ascii_case(netname)) {
-            for c in st.containers.by_lname(cname) {
+            for c in st.named(cname) {
                 push(&mut out, addrs_on(c, n));
             }
-            for c in st.containers.with_alias(n, cname) {
+            for c in st.aliased(n, cname) {
                 push(&mut out, addrs_on(c, n));
             }
         }
@@ -106,11 +106,10 @@ pub fn lookup(st: &State, net_id: &str, asker_ip: IpAddr, name: &str) -> Outcome
         return Outcome::Addresses(out);
     }
     // A container of that name elsewhere (or stopped): ours, but not for this asker.
-    let known = st.containers.by_lname(name).next().is_some()
+    let known = !st.named(name).is_empty()
         || st.containers.alias_anywhere(name)
-        || split_network_suffix(name).iter().any(|(c, n)| {
-            st.networks.values().any(|net| net.name.eq_ignore_ascii_case(n)) && st.containers.by_lname(c).next().is_some()
-        });
+        || st.remote.alias_anywhere(name)
+        || split_network_suffix(name).iter().any(|(c, n)| st.networks.values().any(|net| net.name.eq_ignore_ascii_case(n)) && !st.named(c).is_empty());
     if known {
         Outcome::NxDomain
     } else {

@@ -54,7 +54,9 @@ impl Daemon {
     /// The resolver addresses of a network: its gateways (a user-defined
     /// network's; the default network has no names).
     pub fn dns_addresses(net: &Network) -> Vec<IpAddr> {
-        if net.predefined {
+        // A macvlan network's gateway is the LAN's router, not this host
+        // (which its containers cannot reach anyway).
+        if net.predefined || !net.has_bridge() {
             return vec![];
         }
         net.ipam.iter().map(|c| c.gateway).collect()

@@ -28,10 +28,12 @@ use crate::util::{new_id, now};
 
 /// Containers whose link elements involve `c`: those it links to and those
 /// linking to it (found through the state's indexes, not by a scan).
-fn related<'a>(st: &'a State, c: &Container) -> Vec<&'a Container> {
-    let mut v: Vec<&Container> = st.containers.linking_to(&c.name).filter(|o| o.id != c.id).collect();
+/// Containers on other hosts count too: a link may cross hosts.
+pub fn related<'a>(st: &'a State, c: &Container) -> Vec<&'a Container> {
+    let mut v: Vec<&Container> = st.containers.linking_to(&c.name).chain(st.remote.linking_to(&c.name)).filter(|o| o.id != c.id).collect();
     for l in &c.links {
-        if let Some(t) = st.containers.by_name(&l.name) {
+        let targets = st.containers.by_name(&l.name).into_iter().chain(st.remote.by_lname(&l.name.to_ascii_lowercase()).filter(|t| t.name == l.name));
+        for t in targets {
             if t.id != c.id && !v.iter().any(|o| o.id == t.id) {
                 v.push(t);
             }
@@ -42,7 +44,7 @@ fn related<'a>(st: &'a State, c: &Container) -> Vec<&'a Container> {
 
 /// What container `c` wants in the firewall given the current state.
 pub fn wants_of(st: &State, c: &Container) -> BTreeSet<Element> {
-    container_elements(c, &related(st, c), &st.policies)
+    container_elements(c, &related(st, c), &st.all_policies())
 }
 
 /// The firewall wants of container `c` (as it is in the state now, or
@@ -159,7 +161,7 @@ impl Daemon {
         let mut links = Vec::new();
         for l in &req.links {
             let link = parse_link(l)?;
-            let target = st.container_by_name(&link.name).ok_or_else(|| CoreError::NoSuchContainer(link.name.clone()))?;
+            let target = st.link_target(&link.name).ok_or_else(|| CoreError::NoSuchContainer(link.name.clone()))?;
             if !target.state.status.is_live() {
                 return Err(DaemonError::Conflict(format!("Cannot link to a non running container: /{}", link.name)));
             }
@@ -207,6 +209,8 @@ impl Daemon {
     /// Allocates, records the intent, spawns the shim, plumbs, lets the command run.
     fn start_container(&self, mut c: Container, new: bool) -> Result<String> {
         let id = c.id.clone();
+        let nets: Vec<String> = c.attachments.iter().map(|a| a.network_id.clone()).collect();
+        self.ensure_blocks(nets.iter())?;
         {
             let mut st = self.st();
             if new && st.container_by_name(&c.name).is_some() {
@@ -215,7 +219,7 @@ impl Daemon {
             allocate(&mut st, &mut c, None)?;
             c.ports = super::ports::allocate(&st, self.kernel.as_ref(), &c)?;
             c.link_vars = if c.link_env {
-                c.links.iter().filter_map(|l| st.container_by_name(&l.name).map(|t| link_env(&l.alias, &c.name, t))).flatten().collect()
+                c.links.iter().filter_map(|l| st.link_target(&l.name).map(|t| link_env(&l.alias, &c.name, t))).flatten().collect()
             } else {
                 vec![]
             };
@@ -228,7 +232,10 @@ impl Daemon {
             return Err(e.with_rollback(self.forget_start(&c, new)));
         }
         match self.launch(&c) {
-            Ok(()) => Ok(id),
+            Ok(()) => {
+                self.top_up_blocks(nets.iter());
+                Ok(id)
+            }
             Err(e) => {
                 warn!("starting {} failed: {e}", c.name);
                 Err(e.with_rollback(self.forget_start(&c, new)))
@@ -257,7 +264,7 @@ impl Daemon {
             pending.abort();
             return Err(e);
         }
-        let undo_kernel = |d: &Daemon| d.unplumb(&plans.iter().map(|p| p.host_ifname.clone()).collect::<Vec<_>>());
+        let undo_kernel = |d: &Daemon| d.unplumb_plans(Some(&ns), &plans);
         if let Err(e) = self.sync_fw(c) {
             pending.abort();
             undo_kernel(self);
@@ -345,7 +352,7 @@ impl Daemon {
             let own: Vec<_> = c.endpoints().flat_map(|(_, e)| e.ips().collect::<Vec<_>>()).collect();
             let mut extra = Vec::new();
             for l in &c.links {
-                if let Some(t) = st.container_by_name(&l.name).filter(|t| t.state.status.is_live()) {
+                if let Some(t) = st.link_target(&l.name).filter(|t| t.state.status.is_live()) {
                     // The linked container's addresses on a network we share.
                     let shared = t.endpoints().find(|(ta, _)| c.attachments.iter().any(|a| a.network_id == ta.network_id));
                     for ip in shared.map(|(_, e)| e.ips().collect::<Vec<_>>()).unwrap_or_default() {
@@ -444,15 +451,14 @@ impl Daemon {
     }
 
     fn exit_teardown(&self, id: &str) {
-        let (c, ifnames) = {
+        let c = {
             let mut st = self.st();
             let Some(mut c) = st.containers.get_mut(id) else { return };
             if !c.state.status.is_live() {
                 return;
             }
             c.state.status = RunState::Stopping;
-            let names: Vec<String> = c.endpoints().map(|(_, e)| e.host_ifname.clone()).collect();
-            (c.clone(), names)
+            c.clone()
         };
         if let Err(e) = self.commit(&[Op::PutContainer(&c)], true) {
             warn!("recording stop of {}: {e}", c.name);
@@ -460,7 +466,7 @@ impl Daemon {
         if let Some(sp) = c.state.shim_pid {
             shim::reap(sp);
         }
-        self.unplumb(&ifnames);
+        self.unplumb_endpoints(&c);
         // Release addresses and ports (still "stopping": whoever waits for
         // the exit waits until the NAT state is gone too).
         {
@@ -537,6 +543,11 @@ impl Daemon {
         let id = new_id();
         let (expose, publish) = parse_ports(&req.expose, &req.publish)?;
         req.check_shape()?;
+        let wanted: Vec<String> = {
+            let st = self.st();
+            req.networks().iter().filter_map(|w| st.network_id(&w.network).ok()).collect()
+        };
+        self.ensure_blocks(wanted.iter())?;
         let c = {
             let mut st = self.st();
             if st.container_by_name(&req.name).is_some() {
@@ -581,14 +592,13 @@ impl Daemon {
             fw.and(store)
         };
         let plans: Vec<_> = plans(&self.st(), &c).into_iter().map(|(_, p)| p).collect();
+        let ns = NsRef::Path(path);
         let applied = self.with_intent(&[Op::PutContainer(&c)], || {
-            self.plumb(&NsRef::Path(path), &plans)?;
-            self.sync_fw(&c).inspect_err(|_| {
-                self.unplumb(&plans.iter().map(|p| p.host_ifname.clone()).collect::<Vec<_>>());
-            })
+            self.plumb(&ns, &plans)?;
+            self.sync_fw(&c).inspect_err(|_| self.unplumb_plans(Some(&ns), &plans))
         });
         if let Err(e) = applied {
-            self.unplumb(&plans.iter().map(|p| p.host_ifname.clone()).collect::<Vec<_>>());
+            self.unplumb_plans(Some(&ns), &plans);
             return Err(e.with_rollback(undo(self)));
         }
         self.forget_early_flows(&c);
@@ -608,6 +618,7 @@ impl Daemon {
         if let Err(e) = self.commit(&[Op::PutContainer(&done)], false) {
             warn!("recording attach of {}: {e}", c.name);
         }
+        self.top_up_blocks(wanted.iter());
         Ok(id)
     }
 
@@ -629,7 +640,7 @@ impl Daemon {
             c.clone()
         };
         let fw = self.with_intent(&[Op::PutContainer(&c)], || {
-            self.unplumb(&c.endpoints().map(|(_, e)| e.host_ifname.clone()).collect::<Vec<_>>());
+            self.unplumb_endpoints(&c);
             self.st().containers.remove(&c.id);
             self.sync_fw(&c)
         });

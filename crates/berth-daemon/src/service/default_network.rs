@@ -109,6 +109,8 @@ impl Daemon {
             raw_options: Default::default(),
             created: existing.as_ref().map(|n| n.created).unwrap_or_else(now),
             predefined: true,
+            global: false,
+            blocks: vec![],
         };
         if let Some(old) = &existing {
             if old.ipam != want.ipam || old.driver != want.driver {

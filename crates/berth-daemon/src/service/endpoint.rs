@@ -1,6 +1,7 @@
 //! Endpoints: allocating addresses for a container's networks and plumbing
 //! or removing its veth pairs. Shared by run, start, attach, connect.
 
+use berth_core::driver::overlay::host_address;
 use berth_core::driver::{endpoint_plan, DefaultRoutes};
 use berth_core::ipam;
 use berth_core::model::{Container, Endpoint, EndpointAddress, EndpointState};
@@ -24,7 +25,9 @@ pub fn allocate(st: &mut State, c: &mut Container, only: Option<&str>) -> Result
             continue;
         }
         let net = &st.networks[&a.network_id];
-        let used = st.used_addresses(&net.id);
+        let mut used = st.used_addresses(&net.id);
+        // An overlay host's own address on the network is never a container's.
+        used.extend(host_address(net));
         let mut addresses = Vec::new();
         for cfg in &net.ipam {
             let v6 = cfg.is_ipv6();
@@ -34,6 +37,15 @@ pub fn allocate(st: &mut State, c: &mut Container, only: Option<&str>) -> Result
                         return Err(berth_core::CoreError::StaticIpNeedsSubnet.into());
                     }
                     ipam::check_static(cfg, ip, &used, &net.name)?;
+                    if net.global && !net.blocks.iter().any(|b| b.contains(&ip)) {
+                        return Err(berth_core::CoreError::IpNotInHostBlocks { ip, network: net.name.clone(), blocks: blocks_text(net) }.into());
+                    }
+                    ip
+                }
+                None if net.global => {
+                    let key = (net.id.clone(), v6);
+                    let ip = allocate_in_blocks(net, cfg, &used, st.cursors.get(&key).copied())?;
+                    st.cursors.insert(key, ip);
                     ip
                 }
                 None => {
@@ -77,6 +89,38 @@ pub fn allocate(st: &mut State, c: &mut Container, only: Option<&str>) -> Result
     Ok(())
 }
 
+/// This host's blocks of a global network, for messages.
+fn blocks_text(net: &berth_core::model::Network) -> String {
+    if net.blocks.is_empty() {
+        "none yet".into()
+    } else {
+        net.blocks.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// An address of a global network from this host's blocks only: the
+/// block the cursor is in first (walking on from the cursor), then the
+/// others in order.
+fn allocate_in_blocks(
+    net: &berth_core::model::Network,
+    cfg: &berth_core::model::IpamConfig,
+    used: &std::collections::BTreeSet<std::net::IpAddr>,
+    cursor: Option<std::net::IpAddr>,
+) -> Result<std::net::IpAddr> {
+    let mut blocks: Vec<&IpNet> = net.blocks.iter().filter(|b| !b.addr().is_ipv6()).collect();
+    if let Some(i) = cursor.and_then(|c| blocks.iter().position(|b| b.contains(&c))) {
+        blocks.rotate_left(i);
+    }
+    for b in blocks {
+        let slice = berth_core::model::IpamConfig { ip_range: Some(*b), ..cfg.clone() };
+        let from = cursor.filter(|c| b.contains(c));
+        if let Ok(ip) = ipam::allocate(&slice, used, from, &net.name) {
+            return Ok(ip);
+        }
+    }
+    Err(berth_core::CoreError::HostBlocksFull { network: net.name.clone(), blocks: blocks_text(net) }.into())
+}
+
 /// Kernel plans of a container's endpoints; the first endpoint with a
 /// gateway of a family carries the default route of that family.
 pub fn plans(st: &State, c: &Container) -> Vec<(String, EndpointPlan)> {
@@ -112,6 +156,31 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    /// Takes endpoints down: a veth pair by its host end, a macvlan
+    /// interface inside the container (when its namespace is known; a
+    /// namespace that is gone took it along).
+    pub fn unplumb_plans(&self, ns: Option<&NsRef>, plans: &[EndpointPlan]) {
+        let veths: Vec<String> = plans.iter().filter(|p| !p.in_container_only()).map(|p| p.host_ifname.clone()).collect();
+        self.unplumb(&veths);
+        for p in plans.iter().filter(|p| p.in_container_only()) {
+            if let Some(ns) = ns {
+                if let Err(e) = self.kernel.remove_in_netns(ns, &p.ifname) {
+                    warn!("ip -n NS link del {}: {e}", p.ifname);
+                }
+            }
+        }
+    }
+
+    /// Every endpoint of a container (as the caller's copy has them).
+    pub fn unplumb_endpoints(&self, c: &Container) {
+        let ps: Vec<EndpointPlan> = plans(&self.st(), c).into_iter().map(|(_, p)| p).collect();
+        // Endpoints of networks that are gone have no plan: their veths by name.
+        let planned: Vec<&str> = ps.iter().map(|p| p.host_ifname.as_str()).collect();
+        let orphans: Vec<String> = c.endpoints().map(|(_, e)| e.host_ifname.clone()).filter(|n| !planned.contains(&n.as_str())).collect();
+        self.unplumb(&orphans);
+        self.unplumb_plans(self.ns_of(c).as_ref(), &ps);
     }
 
     /// Cuts veth pairs off and has them deleted in the background (missing

@@ -41,7 +41,9 @@ impl Daemon {
         }
         let (need4, need6) = {
             let st = self.st();
-            let out = st.networks.values().filter(|n| !n.internal);
+            // Overlays route between hosts even when internal; macvlan
+            // traffic never passes through the host.
+            let out = st.networks.values().filter(|n| (!n.internal && n.has_bridge()) || n.tunnel().is_some());
             let (mut v4, mut v6) = (false, false);
             for n in out {
                 v4 |= n.ipv4().is_some();

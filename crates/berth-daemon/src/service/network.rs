@@ -3,7 +3,9 @@
 use berth_core::driver::{network_elements, network_plan};
 use berth_core::model::{Attachment, EndpointState, Network};
 use berth_core::names::validate_name;
-use berth_core::request::{check_static_ips, parse_mac, validate_ifname, validate_network_create, NetworkConnect, NetworkContext, NetworkCreate};
+use berth_core::request::{
+    check_static_ips, parse_mac, validate_ifname, validate_network_create, ClusterContext, NetworkConnect, NetworkContext, NetworkCreate,
+};
 use berth_core::CoreError;
 use berth_linux::kernel::NsRef;
 use tracing::{info, warn};
@@ -18,9 +20,9 @@ use crate::util::{new_id, now};
 impl Daemon {
     /// Makes a network's kernel objects: its devices, what they need of the
     /// host, and its firewall elements.
-    fn apply_network(&self, net: &Network) -> Result<()> {
+    pub(crate) fn apply_network(&self, net: &Network) -> Result<()> {
         self.kernel.ensure_network(&network_plan(net))?;
-        if net.ipv4().is_some() {
+        if net.ipv4().is_some() && net.has_bridge() {
             // Host-loopback access to published ports needs 127/8 routable to the bridge.
             self.kernel.sysctl(&format!("net/ipv4/conf/{}/route_localnet", net.bridge()), "1")?;
         }
@@ -29,8 +31,11 @@ impl Daemon {
 
     /// Takes a network's kernel objects away (a bridge berth did not create
     /// stays).
-    fn unapply_network(&self, net: &Network) -> Result<()> {
+    pub(crate) fn unapply_network(&self, net: &Network) -> Result<()> {
         self.fw.sync(self.kernel.as_ref(), || vec![(net_owner(&net.id), Default::default())])?;
+        if let Some(t) = net.tunnel() {
+            self.kernel.delete_link(t)?;
+        }
         if net.owns_bridge() {
             self.kernel.delete_link(net.bridge())?;
         }
@@ -42,6 +47,7 @@ impl Daemon {
         let needs_host = req.enable_ipv6 || req.ipam.as_ref().is_none_or(|i| i.config.iter().all(|c| c.subnet.is_none()));
         let host_nets = if needs_host { self.kernel.host_nets(&self.bridge_names())? } else { vec![] };
         let id = new_id();
+        let vnis = self.cluster.as_ref().map(|cl| cl.view().vnis.clone());
         let net = {
             let mut st = self.st();
             let ctx = NetworkContext {
@@ -50,8 +56,14 @@ impl Daemon {
                 pools: &self.pools,
                 default_mtu: self.cfg.mtu,
                 default_icc: true,
+                cluster: vnis.as_ref().map(|vnis| ClusterContext { vnis }),
             };
             let net = validate_network_create(req, &ctx, &id, now())?;
+            if net.global {
+                drop(st);
+                let vni_given = req.options.keys().any(|k| k == "vni" || k == "com.docker.network.driver.overlay.vxlanid_list");
+                return self.network_create_global(net, vni_given);
+            }
             st.networks.insert(id.clone(), net.clone());
             net
         };
@@ -96,6 +108,10 @@ impl Daemon {
                 all.dedup();
                 return Err(CoreError::NetworkInUse { network: net.name, containers: all.join(", ") }.into());
             }
+            if net.global {
+                drop(st);
+                return self.network_remove_global(&net);
+            }
             st.networks.remove(&net.id);
             net
         };
@@ -121,7 +137,7 @@ impl Daemon {
             let st = self.st();
             st.networks
                 .values()
-                .filter(|n| !n.predefined && !st.containers.values().any(|c| c.attachments.iter().any(|a| a.network_id == n.id)))
+                .filter(|n| !n.predefined && !n.global && !st.containers.values().any(|c| c.attachments.iter().any(|a| a.network_id == n.id)))
                 .map(|n| n.name.clone())
                 .collect()
         };
@@ -139,6 +155,8 @@ impl Daemon {
         for a in &req.aliases {
             validate_name(a)?;
         }
+        let wanted = self.st().network_id(key).ok();
+        self.ensure_blocks(wanted.iter())?;
         let (c, net_id, ns) = {
             let mut st = self.st();
             let net_id = st.network_id(key)?;
@@ -186,7 +204,7 @@ impl Daemon {
             let plan = plans(&self.st(), &c).into_iter().find(|(n, _)| *n == net_id).map(|(_, p)| p).expect("just allocated");
             let r = self.plumb(&ns, std::slice::from_ref(&plan)).and_then(|_| self.sync_fw(&c));
             if let Err(e) = r {
-                self.unplumb(std::slice::from_ref(&plan.host_ifname));
+                self.unplumb_plans(Some(&ns), std::slice::from_ref(&plan));
                 restore(self);
                 let back = self.st().containers.get(&c.id).cloned();
                 let undone = match back {
@@ -232,9 +250,10 @@ impl Daemon {
             });
             (c.clone(), net_id, ifname)
         };
-        if let Some(name) = &ifname {
+        if ifname.is_some() {
             self.commit(&[Op::PutContainer(&c)], true)?;
-            self.unplumb(std::slice::from_ref(name));
+            let plan = plans(&self.st(), &c).into_iter().find(|(n, _)| *n == net_id).map(|(_, p)| p);
+            self.unplumb_plans(self.ns_of(&c).as_ref(), plan.as_slice());
         }
         let done = {
             let mut st = self.st();

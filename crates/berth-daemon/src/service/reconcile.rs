@@ -10,7 +10,7 @@ use tracing::warn;
 use super::endpoint::plans;
 use crate::daemon::Daemon;
 use crate::error::Result;
-use berth_linux::kernel::NsRef;
+use berth_linux::kernel::{NsRef, OwnedKind};
 
 /// `nft list` output in an order-independent form (hash sets list their
 /// elements in no fixed order).
@@ -32,32 +32,48 @@ impl Daemon {
         self.ensure_forwarding();
         let networks: Vec<_> = self.st().networks.values().cloned().collect();
         for n in &networks {
-            let existed = self.kernel.link_owned(n.bridge())?.is_some();
+            let existed = !n.has_bridge() || self.kernel.link_owned(n.bridge())?.is_some();
+            let tunnel_existed = match n.tunnel() {
+                Some(t) => self.kernel.link_owned(t)?.is_some(),
+                None => true,
+            };
             self.kernel.ensure_network(&network_plan(n))?;
             if !existed {
                 report.push(format!("created bridge {}", n.bridge()));
             }
+            if !tunnel_existed {
+                report.push(format!("created vxlan {}", n.tunnel().unwrap_or_default()));
+            }
             // Host-loopback access to published ports needs 127/8 routable to the bridge.
-            if n.ipv4().is_some() {
+            if n.ipv4().is_some() && n.has_bridge() {
                 if let Err(e) = self.kernel.sysctl(&format!("net/ipv4/conf/{}/route_localnet", n.bridge()), "1") {
                     warn!("route_localnet on {}: {e}", n.bridge());
                 }
             }
         }
         // Links berth owns that nothing in the store wants.
-        let (bridges, veths): (Vec<String>, Vec<String>) = {
+        let (bridges, tunnels, veths): (Vec<String>, Vec<String>, Vec<String>) = {
             let st = self.st();
             (
-                st.networks.values().map(|n| n.bridge().to_string()).collect(),
+                st.networks.values().filter(|n| n.has_bridge()).map(|n| n.bridge().to_string()).collect(),
+                st.networks.values().filter_map(|n| n.tunnel().map(str::to_string)).collect(),
                 st.containers.values().flat_map(|c| c.endpoints().map(|(_, e)| e.host_ifname.clone())).collect(),
             )
         };
         for l in self.kernel.owned_links()? {
-            let wanted = if l.is_bridge { bridges.contains(&l.name) } else { veths.contains(&l.name) };
+            let wanted = match l.kind {
+                OwnedKind::Bridge => bridges.contains(&l.name),
+                OwnedKind::Tunnel => tunnels.contains(&l.name),
+                OwnedKind::Veth => veths.contains(&l.name),
+            };
             if !wanted {
                 self.kernel.delete_link(&l.name)?;
-                report.push(format!("deleted stale {} {}", if l.is_bridge { "bridge" } else { "veth" }, l.name));
+                report.push(format!("deleted stale {} {}", l.kind.as_str(), l.name));
             }
+        }
+        // Overlays' routes to the other hosts, from the last picture of the cluster.
+        if let Some(cl) = &self.cluster {
+            self.sync_tunnels(cl);
         }
         // Endpoints of live containers.
         let live: Vec<_> = self.st().live().into_iter().cloned().collect();

@@ -38,10 +38,11 @@ impl Daemon {
     /// Every owner's firewall wants, from the current state.
     pub fn all_wants(&self) -> Vec<(Owner, std::collections::BTreeSet<berth_core::nft::Element>)> {
         let st = self.st();
-        let mut v: Vec<_> = st.networks.values().map(|n| (net_owner(&n.id), berth_core::nft::network_elements(n))).collect();
+        let mut v: Vec<_> = st.networks.values().map(|n| (net_owner(&n.id), berth_core::driver::network_elements(n))).collect();
         for c in st.containers.values() {
             v.push((crate::firewall::ctr_owner(&c.id), wants_of(&st, c)));
         }
+        v.extend(self.cluster_wants(&st));
         v
     }
 

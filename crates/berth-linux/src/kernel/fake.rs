@@ -8,15 +8,17 @@ use std::sync::Mutex;
 
 use berth_core::model::PortMapping;
 use berth_core::nft::Element;
-use berth_core::plan::{EndpointPlan, NetworkPlan};
+use berth_core::plan::{EndpointPlan, NetworkPlan, TunnelPeers};
 use ipnet::IpNet;
 
-use super::{FirewallOps, HostOps, LinkOps, NsRef, OwnedLink};
+use super::{FirewallOps, HostOps, LinkOps, NsRef, OwnedKind, OwnedLink, Underlay};
 use crate::error::{LinuxError, Result};
 
 #[derive(Default)]
 pub struct FakeKernel {
     pub links: Mutex<BTreeSet<String>>,
+    /// Tunnel peers last written, by tunnel device.
+    pub tunnels: Mutex<std::collections::BTreeMap<String, TunnelPeers>>,
     pub elements: Mutex<BTreeSet<Element>>,
     /// Operations that fail, by name ("add_endpoint", "apply_elements", ...).
     pub fail: Mutex<HashSet<&'static str>>,
@@ -36,8 +38,19 @@ impl FakeKernel {
 impl LinkOps for FakeKernel {
     fn ensure_network(&self, plan: &NetworkPlan) -> Result<()> {
         self.check("ensure_network")?;
-        let NetworkPlan::Bridge(b) = plan;
-        self.links.lock().unwrap().insert(b.name.clone());
+        let mut links = self.links.lock().unwrap();
+        match plan {
+            NetworkPlan::Bridge(b) => {
+                links.insert(b.name.clone());
+            }
+            NetworkPlan::Overlay(o) => {
+                links.insert(o.bridge.name.clone());
+                if let Some(t) = &o.tunnel {
+                    links.insert(t.name.clone());
+                }
+            }
+            NetworkPlan::Macvlan { .. } => {}
+        }
         Ok(())
     }
     fn link_addresses(&self, _name: &str) -> Result<Option<Vec<IpNet>>> {
@@ -63,7 +76,12 @@ impl LinkOps for FakeKernel {
     }
     fn settle(&self) {}
     fn owned_links(&self) -> Result<Vec<OwnedLink>> {
-        Ok(self.links.lock().unwrap().iter().map(|n| OwnedLink { name: n.clone(), is_bridge: !n.starts_with("bthv") }).collect())
+        let kind = |n: &str| match n {
+            n if n.starts_with("bthv") => OwnedKind::Veth,
+            n if n.starts_with("btx-") => OwnedKind::Tunnel,
+            _ => OwnedKind::Bridge,
+        };
+        Ok(self.links.lock().unwrap().iter().map(|n| OwnedLink { name: n.clone(), kind: kind(n) }).collect())
     }
     fn host_nets(&self, _exclude: &[String]) -> Result<Vec<IpNet>> {
         Ok(vec![])
@@ -74,6 +92,25 @@ impl LinkOps for FakeKernel {
         } else {
             Err(LinuxError::NotNetns(path.display().to_string()))
         }
+    }
+    /// The fake host has `eth0` with 192.0.2.10 (MTU 1500).
+    fn underlay(&self, addr_or_name: &str) -> Result<Option<Underlay>> {
+        let eth0 = Underlay { dev: "eth0".into(), addr: "192.0.2.10".parse().unwrap(), mtu: 1500 };
+        Ok(matches!(addr_or_name, "eth0" | "192.0.2.10").then_some(eth0))
+    }
+    fn sync_tunnel_peers(&self, peers: &TunnelPeers) -> Result<()> {
+        self.check("sync_tunnel_peers")?;
+        if !self.links.lock().unwrap().contains(&peers.tunnel) {
+            return Err(LinuxError::kernel(format!("ip link show {}", peers.tunnel), std::io::Error::from_raw_os_error(libc::ENODEV)));
+        }
+        self.tunnels.lock().unwrap().insert(peers.tunnel.clone(), peers.clone());
+        Ok(())
+    }
+    fn tunnel_peers(&self, tunnel: &str) -> Result<TunnelPeers> {
+        Ok(self.tunnels.lock().unwrap().get(tunnel).cloned().unwrap_or_else(|| TunnelPeers { tunnel: tunnel.into(), ..Default::default() }))
+    }
+    fn remove_in_netns(&self, _ns: &NsRef, _ifname: &str) -> Result<()> {
+        Ok(())
     }
 }
 

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use berth_core::model::PortMapping;
 use berth_core::nft::Element;
-use berth_core::plan::{EndpointPlan, NetworkPlan};
+use berth_core::plan::{EndpointPlan, NetworkPlan, TunnelPeers};
 use ipnet::IpNet;
 
 pub use linux::LinuxKernel;
@@ -40,12 +40,39 @@ impl NsRef {
     }
 }
 
-/// A link berth owns: bridges marked with the owner alias, and veths whose
-/// name berth generated (`bthv…`).
+/// A link berth owns: bridges and VXLAN devices marked with the owner
+/// alias, and veths whose name berth generated (`bthv…`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnedLink {
     pub name: String,
-    pub is_bridge: bool,
+    pub kind: OwnedKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnedKind {
+    Bridge,
+    Veth,
+    /// An overlay's VXLAN device.
+    Tunnel,
+}
+
+impl OwnedKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OwnedKind::Bridge => "bridge",
+            OwnedKind::Veth => "veth",
+            OwnedKind::Tunnel => "vxlan",
+        }
+    }
+}
+
+/// The interface an overlay's tunnels run over: its name, the address
+/// VXLAN packets leave from, and its MTU (an overlay's is 50 less).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Underlay {
+    pub dev: String,
+    pub addr: IpAddr,
+    pub mtu: u32,
 }
 
 /// Links, addresses and routes: networks' devices and endpoints.
@@ -76,6 +103,19 @@ pub trait LinkOps: Send + Sync {
     fn host_nets(&self, exclude_links: &[String]) -> Result<Vec<IpNet>>;
     /// Checks that `path` is a network namespace and not the caller's own.
     fn check_netns(&self, path: &Path) -> Result<()>;
+    /// `--cluster-advertise`: the interface holding this address, or the
+    /// interface of this name with its first IPv4 address; None if neither.
+    fn underlay(&self, addr_or_name: &str) -> Result<Option<Underlay>>;
+    /// Makes an overlay's routes, neighbour and forwarding entries towards
+    /// other hosts exactly `peers` (adds what is missing, removes the rest
+    /// on that tunnel device); a missing tunnel device is an error.
+    fn sync_tunnel_peers(&self, peers: &TunnelPeers) -> Result<()>;
+    /// What the kernel has on a tunnel device now, as `sync_tunnel_peers`
+    /// would have written it (for tests, `berth doctor` and the bench).
+    fn tunnel_peers(&self, tunnel: &str) -> Result<TunnelPeers>;
+    /// `ip -n NS link del IFNAME`: removes an endpoint that lives only in
+    /// the container (a macvlan child); a gone namespace or link is fine.
+    fn remove_in_netns(&self, ns: &NsRef, ifname: &str) -> Result<()>;
 }
 
 /// The firewall: elements of `inet berth`, its whole table, NAT state and

@@ -58,6 +58,22 @@ pub struct DaemonArgs {
     /// unique local /48 derived from the machine id split into /64s).
     #[arg(long = "default-address-pool", value_name = "base=CIDR,size=N")]
     pools: Vec<String>,
+    /// Join the cluster kept in this etcd (etcd://HOST:PORT[,HOST:PORT...]):
+    /// overlay networks, and macvlan networks shared by every host.
+    #[arg(long, value_name = "etcd://HOST:PORT")]
+    cluster_store: Option<String>,
+    /// This host's address (or the interface holding it) other hosts send
+    /// tunnel traffic to (a :PORT suffix, as dockerd took, is ignored).
+    #[arg(long, value_name = "IP|IFACE")]
+    cluster_advertise: Option<String>,
+    /// KEY=VALUE (repeatable, or comma-separated): kv.cacertfile,
+    /// kv.certfile, kv.keyfile (TLS to etcd), discovery.ttl (liveness,
+    /// default 15s), blocks.grace (a dead host's address blocks, default 1h).
+    #[arg(long = "cluster-store-opt", value_name = "KEY=VALUE", value_delimiter = ',')]
+    cluster_store_opts: Vec<String>,
+    /// This host's name in the cluster [default: the hostname, kept in ROOT/node.json].
+    #[arg(long)]
+    node_name: Option<String>,
     /// Log filter (error, warn, info, debug).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -70,6 +86,11 @@ fn config(a: &DaemonArgs) -> Result<DaemonConfig, String> {
         .map(|p| AddressPool::parse(p).map(|p| PoolEntry { base: p.base.to_string(), size: p.size }))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
+    let mut opts = std::collections::BTreeMap::new();
+    for o in &a.cluster_store_opts {
+        let (k, v) = o.split_once('=').ok_or_else(|| format!("--cluster-store-opt {o:?}: expected KEY=VALUE"))?;
+        opts.insert(k.trim().to_string(), v.trim().to_string());
+    }
     let flags = ConfigFile {
         root: a.root.clone(),
         exec_root: a.exec_root.clone(),
@@ -84,6 +105,10 @@ fn config(a: &DaemonArgs) -> Result<DaemonConfig, String> {
         ip_forward: a.ip_forward,
         socket_translation: a.socket_translation,
         default_address_pools: if pools.is_empty() { None } else { Some(pools) },
+        cluster_store: a.cluster_store.clone(),
+        cluster_advertise: a.cluster_advertise.clone(),
+        cluster_store_opts: if opts.is_empty() { None } else { Some(opts) },
+        node_name: a.node_name.clone(),
     };
     let file = match &a.config {
         Some(p) => {
