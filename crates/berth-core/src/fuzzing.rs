@@ -108,3 +108,28 @@ pub fn cluster_event(data: &[u8]) {
     }
 }
 
+
+/// CNI plugin configurations and `CNI_ARGS` (`crate::cni`): whatever
+/// parses yields requests and results without panicking, every port spec
+/// it makes parses as `-p`, and a `prevResult` renders in every version
+/// and reads back the same.
+pub fn cni_config(data: &[u8]) {
+    use crate::cni::{self, Attachment, CniArgs, CniResult, Version};
+    let _ = cni::parse_cni_args(text(data));
+    let _ = cni::version_answer(data);
+    let Ok(c) = cni::parse_config(data) else { return };
+    let a = Attachment { network: &c.name, container_id: "c1", ifname: "eth0" };
+    assert!(crate::names::validate_name(&cni::container_name(&a)).is_ok());
+    if let Ok(body) = cni::attach_body(&c, &a, "/run/netns/x", &CniArgs::default(), &[]) {
+        for spec in body["Publish"].as_array().into_iter().flatten() {
+            assert!(crate::ports::parse_publish(spec.as_str().unwrap()).is_ok(), "{spec}");
+        }
+    }
+    let _ = cni::network_create_body(&c, c.prev_result.as_ref());
+    if let Some(p) = &c.prev_result {
+        for v in [Version::V030, Version::V031, Version::V040, Version::V100, Version::V110] {
+            let back = CniResult::parse(&p.render(v)).expect("a rendered result reads back");
+            assert_eq!(back.ips, p.ips);
+        }
+    }
+}

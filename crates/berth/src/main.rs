@@ -3,6 +3,7 @@
 
 mod autostart;
 mod bench;
+mod bench_cni;
 mod bench_dns;
 mod bench_peers;
 mod client;
@@ -120,6 +121,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Measure the embedded DNS: queries/s and latency, local and forwarded.
     BenchDns(bench_dns::BenchDnsArgs),
+    /// Measure berth as a CNI plugin against bridge + host-local + portmap.
+    BenchCni(bench_cni::BenchCniArgs),
     /// Internal: print every record of the daemon's store (for tests).
     #[command(hide = true)]
     DebugStore,
@@ -155,6 +158,9 @@ fn main() -> ExitCode {
     if let Command::BenchDns(a) = &cli.cmd {
         return bench_dns::run(a);
     }
+    if let Command::BenchCni(a) = &cli.cmd {
+        return bench_cni::run(a);
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let host = cli.host.clone();
     let result = rt.block_on(async move {
@@ -182,6 +188,7 @@ fn main() -> ExitCode {
                 print!("{}", String::from_utf8_lossy(&r.body));
                 Ok(0)
             }
+            Command::BenchCni(_) => unreachable!(),
             Command::Daemon(_) | Command::Demo(_) | Command::Bench(_) | Command::BenchDns(_) | Command::Shim { .. } => unreachable!(),
         }
     });
