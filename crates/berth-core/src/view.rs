@@ -184,7 +184,7 @@ pub fn network_inspect<'a>(n: &Network, containers: impl IntoIterator<Item = &'a
         "Name": n.name,
         "Id": n.id,
         "Created": rfc3339(n.created),
-        "Scope": "local",
+        "Scope": n.scope(),
         "Driver": n.driver.as_str(),
         "EnableIPv6": n.ipv6().is_some(),
         "EnableIPv4": n.ipv4().is_some(),
@@ -204,8 +204,32 @@ pub fn network_inspect<'a>(n: &Network, containers: impl IntoIterator<Item = &'a
         "Containers": ctrs,
         "Options": options,
         "Labels": {},
-        "Berth": {"Bridge": n.bridge(), "BridgeOwned": n.owns_bridge(), "Icc": n.options.icc, "Masquerade": n.options.masquerade, "MTU": n.mtu},
+        "Berth": berth_part(n),
     })
+}
+
+/// berth's own view of a network: its devices and, for a network that
+/// spans hosts, this host's address blocks and the tunnel.
+fn berth_part(n: &Network) -> Value {
+    let mut b = json!({"Bridge": n.bridge(), "BridgeOwned": n.owns_bridge(), "Icc": n.options.icc, "Masquerade": n.options.masquerade, "MTU": n.mtu});
+    if n.global {
+        b["HostBlocks"] = json!(n.blocks.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+    }
+    match &n.driver {
+        crate::model::Driver::Overlay(o) => {
+            b["Tunnel"] = json!(o.tunnel);
+            b["VNI"] = json!(o.vni);
+            b["VxlanPort"] = json!(o.port);
+            b["HostBlockPrefix"] = json!(o.host_prefix);
+            b["HostAddress"] = json!(crate::driver::overlay::host_address(n).map(|a| a.to_string()));
+        }
+        crate::model::Driver::Macvlan(m) => {
+            b["Parent"] = json!(m.parent);
+            b.as_object_mut().map(|o| o.remove("Bridge"));
+        }
+        crate::model::Driver::Bridge(_) => {}
+    }
+    b
 }
 
 /// One row of `berth ps`.

@@ -109,6 +109,9 @@ enum Command {
     /// Source-address policies for container ports.
     #[command(subcommand)]
     Policy(cmd::policy::PolicyCmd),
+    /// The hosts of the cluster (daemons started with --cluster-store).
+    #[command(subcommand)]
+    Node(cmd::node::NodeCmd),
     /// Make the kernel match the store again (e.g. after `nft flush ruleset`).
     Reconcile,
     /// Print berth's nftables table (`nft list table inet berth`).
@@ -180,6 +183,7 @@ fn main() -> ExitCode {
             Command::Rm { force, names } => cmd::container::rm(&c, &names, force).await,
             Command::Port { name, port } => cmd::container::port(&c, &name, port.as_deref()).await,
             Command::Policy(p) => cmd::policy::run(&c, p).await,
+            Command::Node(n) => cmd::node::run(&c, n).await,
             Command::Reconcile => cmd::system::reconcile(&c).await,
             Command::Rules => cmd::system::rules(&c).await,
             Command::Info => cmd::system::info(&c).await,

@@ -5,6 +5,7 @@
 mod containers;
 pub mod error;
 mod networks;
+mod nodes;
 mod policies;
 mod system;
 
@@ -51,6 +52,7 @@ pub fn router(d: Shared) -> Router {
         .route("/networks/{key}", get(networks::inspect).delete(networks::remove))
         .route("/networks/{key}/connect", post(networks::connect))
         .route("/networks/{key}/disconnect", post(networks::disconnect))
+        .route("/nodes", get(nodes::list))
         .route("/policies", get(policies::list).post(policies::add))
         .route("/policies/{id}", delete(policies::remove))
         .route("/containers/json", get(containers::list))

@@ -42,6 +42,19 @@ pub async fn info(State(d): State<Shared>) -> ApiResult<Json<Value>> {
             "NetnsId": berth_linux::netns::own_id(),
             "Pid": std::process::id(),
             "ProcessesStarted": berth_linux::PROCESSES_STARTED.load(std::sync::atomic::Ordering::Relaxed),
+            "Cluster": d.cluster.as_ref().map(|cl| {
+                let s = cl.status.lock().unwrap().clone();
+                json!({
+                    "Store": cl.desc,
+                    "Node": cl.node(),
+                    "Advertise": cl.underlay.addr.to_string(),
+                    "Underlay": cl.underlay.dev,
+                    "Connected": s.connected,
+                    "Error": s.error,
+                    "StoreRequests": cl.requests.load(std::sync::atomic::Ordering::Relaxed),
+                    "StoreBytes": cl.bytes.load(std::sync::atomic::Ordering::Relaxed),
+                })
+            }),
         }))
     })
     .await?;

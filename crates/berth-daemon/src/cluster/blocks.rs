@@ -85,17 +85,19 @@ impl Daemon {
     /// Leases one more block of a global network for this host, now
     /// (waits on the store), and records it.
     pub fn lease_block(&self, net_id: &str) -> Result<IpNet> {
-        let cl = self.cluster.clone().ok_or_else(|| DaemonError::Internal("not in a cluster".into()))?;
-        let (name, pool, prefix, mut taken) = {
-            let st = self.st();
-            let net = st.networks.get(net_id).ok_or_else(|| berth_core::CoreError::NoSuchNetwork(net_id.into()))?;
-            let pool = net.ipv4().map(|c| c.pool()).ok_or_else(|| DaemonError::Internal(format!("network {} has no IPv4 block", net.name)))?;
-            (net.name.clone(), pool, host_prefix(net), net.blocks.clone())
-        };
-        taken.extend(cl.view().taken_blocks(net_id));
-        let b = cl.block_on(self, &format!("a new address block of network {name}"), lease(&cl, net_id, pool, prefix, taken))?;
+        let net = self.st().networks.get(net_id).cloned().ok_or_else(|| berth_core::CoreError::NoSuchNetwork(net_id.into()))?;
+        let b = self.lease_block_of(&net)?;
         self.add_block(net_id, b)?;
         Ok(b)
+    }
+
+    /// Leases a block of `net` in the store (the caller records it).
+    pub fn lease_block_of(&self, net: &Network) -> Result<IpNet> {
+        let cl = self.cluster.clone().ok_or_else(|| DaemonError::Internal("not in a cluster".into()))?;
+        let pool = net.ipv4().map(|c| c.pool()).ok_or_else(|| DaemonError::Internal(format!("network {} has no IPv4 block", net.name)))?;
+        let mut taken = net.blocks.clone();
+        taken.extend(cl.view().taken_blocks(&net.id));
+        cl.block_on(self, &format!("a new address block of network {}", net.name), lease(&cl, &net.id, pool, host_prefix(net), taken))
     }
 
     /// Records a block this host now holds; the first one gives the

@@ -105,6 +105,17 @@ pub struct Cluster {
 /// How long a request waits on the store before it gives up.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(6);
 
+/// One put (or, without a value, a delete) of a record that has no lease.
+pub async fn store_put(cl: &Cluster, key: &str, value: Option<&str>) -> std::result::Result<(), String> {
+    let mut c = cl.client().await?;
+    cl.count(key.len() + value.map_or(0, str::len));
+    match value {
+        Some(v) => c.put(key, v, None).await.map(|_| ()),
+        None => c.delete(key, None).await.map(|_| ()),
+    }
+    .map_err(|e| etcd::humanize(&e))
+}
+
 impl Cluster {
     /// The cluster part of a daemon starting: identity, underlay, the last
     /// picture of the cluster this host saw.

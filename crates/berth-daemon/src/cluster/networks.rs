@@ -102,11 +102,23 @@ impl Daemon {
     pub fn network_create_global(&self, mut net: Network, vni_given: bool) -> Result<Network> {
         let cl = self.cluster.clone().expect("global networks exist only in a cluster");
         let what = format!("creating network {}", net.name);
+        // The syncer may take the network up from the watch before this
+        // request has leased its first block: it must not lease another.
+        cl.topping_up.lock().unwrap().insert(net.id.clone());
+        let r = self.create_global_claimed(&cl, &mut net, vni_given, &what);
+        cl.topping_up.lock().unwrap().remove(&net.id);
+        r?;
+        let local = self.st().networks.get(&net.id).cloned().ok_or_else(|| DaemonError::Internal("network vanished after creation".into()))?;
+        tracing::info!("global network {} created ({}, {})", local.name, local.driver.as_str(), local.ipam.iter().map(|c| c.subnet.to_string()).collect::<Vec<_>>().join(", "));
+        Ok(local)
+    }
+
+    fn create_global_claimed(&self, cl: &Cluster, net: &mut Network, vni_given: bool, what: &str) -> Result<()> {
         let mut tried = 0;
         loop {
-            match cl.block_on(self, &what, create(&cl, &net))? {
+            match cl.block_on(self, what, create(cl, net))? {
                 None => break,
-                Some(Taken::Name) => return Err(CoreError::DuplicateNetwork(net.name).into()),
+                Some(Taken::Name) => return Err(CoreError::DuplicateNetwork(net.name.clone()).into()),
                 Some(Taken::Vni) => {
                     let Driver::Overlay(o) = &mut net.driver else { unreachable!("only overlays have VXLAN ids") };
                     if vni_given || tried > 16 {
@@ -120,13 +132,12 @@ impl Daemon {
                 }
             }
         }
-        self.adopt_global(shared_network(&net))?;
-        if let Err(e) = self.lease_block(&net.id) {
+        // This host's first block before the network is taken up here,
+        // so that it comes up with it (the lease is in the view already).
+        if let Err(e) = self.lease_block_of(net) {
             tracing::warn!("network {}: no address block for this host yet: {e}", net.name);
         }
-        let local = self.st().networks.get(&net.id).cloned().ok_or_else(|| DaemonError::Internal("network vanished after creation".into()))?;
-        tracing::info!("global network {} created ({}, {})", local.name, local.driver.as_str(), local.ipam.iter().map(|c| c.subnet.to_string()).collect::<Vec<_>>().join(", "));
-        Ok(local)
+        self.adopt_global(shared_network(net))
     }
 
     /// `network rm` of a global network: refused while any host has an

@@ -52,20 +52,40 @@ enum WatchEnd {
 
 async fn session(cl: &Arc<Cluster>, d: &Arc<Daemon>) -> R<()> {
     let mut c = cl.client().await?;
-    register(cl, d, &mut c).await?;
+    let registered = register(cl, d, &mut c).await?;
+    let mut resume = resume_point(cl, &mut c).await?;
     loop {
-        let rev = relist(cl, &mut c).await?;
+        let rev = match resume.take() {
+            Some(r) => r,
+            None => relist(cl, &mut c).await?,
+        };
         cl.set_status(true, None);
         cl.kick();
         let (mut wc, mut kc) = (c.clone(), c.clone());
         let ended = tokio::select! {
-            r = watch(cl, &mut wc, rev) => r?,
+            r = watch(cl, &mut wc, rev, registered) => r?,
             r = keep_alive(cl, &mut kc) => return r,
         };
         match ended {
             WatchEnd::Compacted => tracing::info!("cluster store: watch from revision {} compacted away; listing again", rev + 1),
         }
     }
+}
+
+/// Where a reconnecting session can go on watching without a listing:
+/// the revision of the view, if the store has been listed in this run
+/// (so what the announcer wrote is known) and the store has not gone back
+/// in time (an etcd rebuilt from scratch). A watch from there replays what
+/// happened meanwhile, or is cancelled as compacted, and then a listing
+/// follows.
+async fn resume_point(cl: &Cluster, c: &mut Client) -> R<Option<i64>> {
+    if !cl.listed.load(Ordering::SeqCst) {
+        return Ok(None);
+    }
+    let have = cl.view().revision;
+    cl.count(PREFIX.len());
+    let now = c.get(PREFIX, Some(GetOptions::new().with_prefix().with_count_only())).await.map_err(e)?.header().map(|h| h.revision()).unwrap_or(0);
+    Ok((have > 0 && now >= have).then_some(have))
 }
 
 /// A lease that is still alive keeps its id; else a new one.
@@ -82,7 +102,8 @@ async fn lease(cl: &Cluster, c: &mut Client, have: Option<i64>, ttl: u64) -> R<(
 
 /// Puts this host in the store: its leases, its record (refusing a name
 /// another host holds), and its address blocks (kept from before).
-async fn register(cl: &Arc<Cluster>, d: &Arc<Daemon>, c: &mut Client) -> R<()> {
+/// Returns the revision of its record.
+async fn register(cl: &Arc<Cluster>, d: &Arc<Daemon>, c: &mut Client) -> R<i64> {
     let (me, my_id, kept_grace, kept_live) = {
         let i = cl.identity.lock().unwrap();
         (i.name.clone(), i.id.clone(), i.grace_lease, i.live_lease)
@@ -106,7 +127,8 @@ async fn register(cl: &Arc<Cluster>, d: &Arc<Daemon>, c: &mut Client) -> R<()> {
     let rec = NodeRecord { id: my_id, advertise: cl.underlay.addr, version: env!("CARGO_PKG_VERSION").into(), started: crate::util::now() };
     let rec = to_json(&rec);
     cl.count(node_key.len() + rec.len());
-    c.put(node_key, rec, Some(PutOptions::new().with_lease(live))).await.map_err(e)?;
+    let put = c.put(node_key, rec, Some(PutOptions::new().with_lease(live))).await.map_err(e)?;
+    let registered = put.header().map(|h| h.revision()).unwrap_or(0);
     put_info(cl, c, grace).await?;
     if new_live {
         // A new liveness lease: the previous one's endpoints are stale
@@ -132,7 +154,8 @@ async fn register(cl: &Arc<Cluster>, d: &Arc<Daemon>, c: &mut Client) -> R<()> {
     if new_grace {
         tracing::info!("cluster store: new grace lease {grace:x} for this host's address blocks");
     }
-    claim_blocks(cl, d, c, grace).await
+    claim_blocks(cl, d, c, grace).await?;
+    Ok(registered)
 }
 
 /// `nodeinfo/NODE`: when this host was last seen, kept past its death.
@@ -214,7 +237,9 @@ async fn relist(cl: &Arc<Cluster>, c: &mut Client) -> R<i64> {
 }
 
 /// Follows the store from `rev + 1` until an error or a compaction.
-async fn watch(cl: &Arc<Cluster>, c: &mut Client, rev: i64) -> R<WatchEnd> {
+/// `registered`: the revision of this host's record; a deletion of it
+/// after that means its lease ran out.
+async fn watch(cl: &Arc<Cluster>, c: &mut Client, rev: i64, registered: i64) -> R<WatchEnd> {
     let mut stream = c.watch(PREFIX, Some(WatchOptions::new().with_prefix().with_start_revision(rev + 1))).await.map_err(e)?;
     let me_key = Key::Node(cl.node()).render();
     while let Some(resp) = stream.message().await.map_err(e)? {
@@ -235,7 +260,7 @@ async fn watch(cl: &Arc<Cluster>, c: &mut Client, rev: i64) -> R<WatchEnd> {
                 let event = match ev.event_type() {
                     etcd_client::EventType::Put => Event::Put { key: key.to_string(), value: kv.value_str().unwrap_or_default().to_string() },
                     etcd_client::EventType::Delete => {
-                        lost |= key == me_key;
+                        lost |= key == me_key && kv.mod_revision() > registered;
                         Event::Delete { key: key.to_string() }
                     }
                 };
@@ -278,7 +303,12 @@ async fn keep_alive(cl: &Arc<Cluster>, c: &mut Client) -> R<()> {
         for (k, s, which) in [(&mut k1, &mut s1, "liveness"), (&mut k2, &mut s2, "grace")] {
             cl.count(16);
             k.keep_alive().await.map_err(e)?;
-            let r = s.message().await.map_err(e)?.ok_or_else(|| format!("{which} keep-alive stream closed"))?;
+            // A store that stopped answering (frozen, partitioned) is noticed
+            // here, long before HTTP/2's own keep-alive would.
+            let answer = tokio::time::timeout(period * 2, s.message())
+                .await
+                .map_err(|_| format!("no {which} keep-alive answer within {} ms", (period * 2).as_millis()))?;
+            let r = answer.map_err(e)?.ok_or_else(|| format!("{which} keep-alive stream closed"))?;
             if r.ttl() <= 0 {
                 let mut l = cl.leases.lock().unwrap();
                 if which == "liveness" {

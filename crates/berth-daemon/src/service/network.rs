@@ -106,6 +106,13 @@ impl Daemon {
                 all.extend(configured);
                 all.sort();
                 all.dedup();
+                // On a network that spans hosts, the others' too.
+                if let (true, Some(cl)) = (net.global, &self.cluster) {
+                    let me = cl.node();
+                    let others: Vec<String> =
+                        cl.view().users_of(&net.id).into_iter().filter(|(h, _)| *h != me).map(|(h, n)| format!("{n} on host {h}")).collect();
+                    all.extend(others);
+                }
                 return Err(CoreError::NetworkInUse { network: net.name, containers: all.join(", ") }.into());
             }
             if net.global {

@@ -10,8 +10,32 @@ use crate::store::Op;
 use crate::util::new_id;
 
 impl Daemon {
+    /// In a cluster a policy is kept in the cluster store: it holds on
+    /// whichever host its target runs (each host applies the policies
+    /// naming its own containers). Without the store reachable it cannot
+    /// be added or removed.
+    fn cluster_policy(&self, p: Option<&Policy>, remove: Option<&str>) -> Result<()> {
+        let cl = self.cluster.clone().expect("called in a cluster");
+        let what = if p.is_some() { "adding a policy" } else { "removing a policy" };
+        let key = berth_core::cluster::Key::Policy(p.map(|p| p.id.clone()).or(remove.map(str::to_string)).unwrap_or_default()).render();
+        let value = p.map(berth_core::cluster::records::to_json);
+        cl.block_on(self, what, crate::cluster::store_put(&cl, &key, value.as_deref()))?;
+        let ev = match value {
+            Some(value) => berth_core::cluster::Event::Put { key, value },
+            None => berth_core::cluster::Event::Delete { key },
+        };
+        let _ = cl.view().apply(&ev);
+        let policies: Vec<Policy> = cl.view().policies.values().cloned().collect();
+        self.st().cluster_policies = policies;
+        self.fw.reset(self.kernel.as_ref(), self.all_wants())
+    }
+
     pub fn policy_add(&self, req: &PolicyRequest) -> Result<Policy> {
         let p = validate_policy(req, &new_id()[..12])?;
+        if self.cluster.is_some() {
+            self.cluster_policy(Some(&p), None)?;
+            return Ok(p);
+        }
         let target = {
             let mut st = self.st();
             st.policies.push(p.clone());
@@ -33,6 +57,13 @@ impl Daemon {
     }
 
     pub fn policy_remove(&self, id: &str) -> Result<()> {
+        let cluster_id = {
+            let st = self.st();
+            st.cluster_policies.iter().find(|p| p.id == id || (id.len() >= 4 && p.id.starts_with(id))).map(|p| p.id.clone())
+        };
+        if let Some(cid) = cluster_id {
+            return self.cluster_policy(None, Some(&cid));
+        }
         let (p, target) = {
             let mut st = self.st();
             let Some(pos) = st.policies.iter().position(|p| p.id == id || (id.len() >= 4 && p.id.starts_with(id))) else {

@@ -3,5 +3,6 @@
 pub mod container;
 pub mod daemon;
 pub mod network;
+pub mod node;
 pub mod policy;
 pub mod system;

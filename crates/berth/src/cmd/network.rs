@@ -13,7 +13,9 @@ use crate::client::{seg, Client};
 pub enum NetworkCmd {
     /// Create a network.
     Create {
-        /// Driver (only "bridge" for now).
+        /// Driver: bridge (this host), overlay (every host of the cluster,
+        /// over VXLAN; needs --cluster-store) or macvlan (-o parent=IFACE;
+        /// shared by the cluster's hosts when there is one).
         #[arg(short, long, default_value = "bridge")]
         driver: String,
         /// Subnet in CIDR form, at most one per family (repeat for IPv4 and
@@ -39,7 +41,9 @@ pub enum NetworkCmd {
         /// MTU of the bridge and veths.
         #[arg(long)]
         mtu: Option<u32>,
-        /// Options: icc=BOOL, masquerade=BOOL, mtu=N, bridge_name=NAME.
+        /// Options: icc=BOOL, masquerade=BOOL, mtu=N, bridge_name=NAME;
+        /// overlay: vni=N, vxlan_port=N, host_block=PREFIX; macvlan:
+        /// parent=IFACE, host_block=PREFIX.
         #[arg(short = 'o', long = "opt", value_name = "KEY=VALUE")]
         opts: Vec<String>,
         name: String,
@@ -124,17 +128,20 @@ pub async fn run(c: &Client, cmd: NetworkCmd) -> Result<u8> {
                     if n["Berth"]["Masquerade"].as_bool() == Some(false) {
                         flags.push("masquerade=false");
                     }
+                    // A macvlan network has no bridge: its parent interface.
+                    let device = n["Berth"]["Bridge"].as_str().or(n["Berth"]["Parent"].as_str()).unwrap_or_default();
                     vec![
                         n["Id"].as_str().unwrap_or_default()[..12].to_string(),
                         n["Name"].as_str().unwrap_or_default().to_string(),
                         n["Driver"].as_str().unwrap_or_default().to_string(),
+                        n["Scope"].as_str().unwrap_or("local").to_string(),
                         subnets.join(", "),
-                        n["Berth"]["Bridge"].as_str().unwrap_or_default().to_string(),
+                        device.to_string(),
                         flags.join(","),
                     ]
                 })
                 .collect();
-            crate::table::print(&["NETWORK ID", "NAME", "DRIVER", "SUBNET", "BRIDGE", "OPTIONS"], rows);
+            crate::table::print(&["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET", "BRIDGE", "OPTIONS"], rows);
         }
         NetworkCmd::Inspect { names } => return c.inspect_each(&names, |n| format!("/networks/{n}")).await,
         NetworkCmd::Rm { names } => {

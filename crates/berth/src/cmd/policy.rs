@@ -52,10 +52,11 @@ pub async fn run(c: &Client, cmd: PolicyCmd) -> Result<u8> {
                         p["Action"].as_str().unwrap_or_default().to_string(),
                         p["From"].as_str().unwrap_or_default().to_string(),
                         p["To"].as_str().unwrap_or_default().to_string(),
+                        p["Scope"].as_str().unwrap_or("local").to_string(),
                     ]
                 })
                 .collect();
-            crate::table::print(&["ID", "ACTION", "FROM", "TO"], rows);
+            crate::table::print(&["ID", "ACTION", "FROM", "TO", "SCOPE"], rows);
         }
         PolicyCmd::Rm { id } => {
             c.call(Method::DELETE, &format!("/policies/{}", seg(&id)), None).await?;

@@ -40,6 +40,23 @@ pub async fn info(c: &Client) -> Result<u8> {
         "Socket translation: {}",
         if v["SocketTranslation"].as_bool() == Some(true) { "on (the host's TCP connections to published ports are translated in connect())" } else { "off (published ports work through the nft rules alone)" }
     );
+    let cl = &v["Cluster"];
+    if cl.is_null() {
+        println!("Cluster: none (single host)");
+    } else {
+        let state = if cl["Connected"].as_bool() == Some(true) {
+            "connected".to_string()
+        } else {
+            format!("unreachable ({})", cl["Error"].as_str().unwrap_or("not connected yet"))
+        };
+        println!(
+            "Cluster: {} as node {} (advertise {} on {}), {state}",
+            cl["Store"].as_str().unwrap_or_default(),
+            cl["Node"].as_str().unwrap_or_default(),
+            cl["Advertise"].as_str().unwrap_or_default(),
+            cl["Underlay"].as_str().unwrap_or_default()
+        );
+    }
     println!("Root: {}", v["Root"].as_str().unwrap_or_default());
     println!("Exec root: {}", v["ExecRoot"].as_str().unwrap_or_default());
     println!("Socket: unix://{}", v["Socket"].as_str().unwrap_or_default());

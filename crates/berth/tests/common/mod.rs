@@ -36,6 +36,9 @@ pub struct Sandbox {
     daemon: Option<Child>,
     pub extra: Vec<String>,
     udp: std::sync::Mutex<Vec<UdpEcho>>,
+    /// A "host" of a multi-host test: its daemon runs in this network
+    /// namespace (inside the test's sandbox, which cleans up the rest).
+    pub netns: Option<String>,
 }
 
 impl Sandbox {
@@ -59,7 +62,16 @@ impl Sandbox {
         }
         berth_linux::sandbox::enter().expect("enter sandbox");
         let dir = PathBuf::from(sh("mktemp -d /tmp/berth-test.XXXXXX").trim());
-        Some(Sandbox { dir, daemon: None, extra: vec![], udp: Default::default() })
+        Some(Sandbox { dir, daemon: None, extra: vec![], udp: Default::default(), netns: None })
+    }
+
+    /// A host of a multi-host test, already inside the test's sandbox: a
+    /// daemon with its own root, exec root and socket under `dir`, run in
+    /// network namespace `netns` (and, through `ip netns exec`, in a mount
+    /// namespace of its own). Not started yet.
+    pub fn host(dir: PathBuf, netns: &str, extra: &[String]) -> Sandbox {
+        std::fs::create_dir_all(&dir).unwrap();
+        Sandbox { dir, daemon: None, extra: extra.to_vec(), udp: Default::default(), netns: Some(netns.to_string()) }
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -68,7 +80,14 @@ impl Sandbox {
 
     pub fn start_daemon(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("daemon.log")).unwrap();
-        let mut cmd = Command::new(BERTH);
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, BERTH]);
+                c
+            }
+            None => Command::new(BERTH),
+        };
         cmd.arg("daemon").arg("--root").arg(self.dir.join("root")).arg("--exec-root").arg(self.dir.join("run"));
         cmd.args(&self.extra).stdout(log.try_clone().unwrap()).stderr(log).stdin(Stdio::null());
         let child = cmd.spawn().expect("start daemon");
@@ -286,6 +305,10 @@ impl Drop for Sandbox {
         // its command's (which leads a process group) in its runtime dir;
         // each is killed by pid, after checking it is still that process.
         berth_linux::shim::kill_all_under(&self.dir.join("run/containers"));
+        if self.netns.is_some() {
+            // A host: the test's sandbox removes namespaces, mounts and files.
+            return;
+        }
         let _ = sh_out("for n in $(ip netns list | cut -d' ' -f1); do ip netns pids $n | xargs -r kill -9; ip netns del $n; done");
         // Filesystems a test mounted under its directory (in its private
         // mount namespace), deepest first.
