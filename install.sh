@@ -19,8 +19,11 @@ for a in "$@"; do
   esac
 done
 # Runtime: nftables (the nft program), iproute2, socat and ping (used by
-# `berth demo`), conntrack (inspecting NAT state), procps.
-./scripts/deps.sh nftables iproute2 socat iputils-ping conntrack procps ca-certificates
+# `berth demo`), conntrack (inspecting NAT state), procps; etcd for the
+# demo's hosts sharing an overlay (berth itself only needs an etcd
+# somewhere it can reach). Build: protoc and the protobuf well-known types
+# (the etcd client's protos are compiled at build time).
+./scripts/deps.sh nftables iproute2 socat iputils-ping conntrack procps ca-certificates etcd-server protobuf-compiler libprotobuf-dev
 if ! command -v cargo >/dev/null 2>&1; then
   ./scripts/deps.sh cargo
 fi

@@ -17,29 +17,31 @@ pub struct DemoArgs {
     verbose: bool,
 }
 
-struct Demo {
-    host: String,
-    verbose: bool,
-    failures: Vec<String>,
+pub(crate) struct Demo {
+    pub(crate) host: String,
+    pub(crate) verbose: bool,
+    pub(crate) failures: Vec<String>,
+    /// Printed before each command: `$`, or `host-a$` in the cross-host part.
+    pub(crate) prompt: String,
 }
 
-fn sh(cmd: &str) -> Output {
+pub(crate) fn sh(cmd: &str) -> Output {
     Command::new("sh").arg("-c").arg(cmd).output().expect("sh")
 }
 
 impl Demo {
-    fn section(&self, title: &str, text: &str) {
+    pub(crate) fn section(&self, title: &str, text: &str) {
         println!("\n== {title}\n   {text}");
     }
 
     /// Runs a berth command as the user would, showing it.
-    fn berth(&mut self, args: &[&str]) -> String {
+    pub(crate) fn berth(&mut self, args: &[&str]) -> String {
         let quote = |a: &&str| match (a.contains(' '), a.contains('\'')) {
             (false, false) => a.to_string(),
             (_, false) => format!("'{a}'"),
             (_, true) => format!("\"{}\"", a.replace('"', "\\\"")),
         };
-        println!("$ berth {}", args.iter().map(quote).collect::<Vec<_>>().join(" "));
+        println!("{} berth {}", self.prompt, args.iter().map(quote).collect::<Vec<_>>().join(" "));
         let o = Command::new("/proc/self/exe").args(args).env("BERTH_HOST", &self.host).output().expect("berth");
         let out = String::from_utf8_lossy(&o.stdout).into_owned();
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -61,7 +63,7 @@ impl Demo {
     }
 
     /// A probe with an expectation.
-    fn expect(&mut self, what: &str, reached: bool, want: bool) {
+    pub(crate) fn expect(&mut self, what: &str, reached: bool, want: bool) {
         let verdict = if reached { "reachable" } else { "blocked" };
         let ok = reached == want;
         println!("  {} {what}: {verdict}{}", if ok { "✔" } else { "✘" }, if ok { "" } else { "  ← NOT AS EXPECTED" });
@@ -71,14 +73,14 @@ impl Demo {
     }
 
     /// A check that is not about reachability.
-    fn check(&mut self, what: &str, ok: bool) {
+    pub(crate) fn check(&mut self, what: &str, ok: bool) {
         println!("  {} {what}{}", if ok { "✔" } else { "✘" }, if ok { "" } else { "  ← NOT AS EXPECTED" });
         if !ok {
             self.failures.push(what.to_string());
         }
     }
 
-    fn exec_ok(&self, name: &str, cmd: &str) -> bool {
+    pub(crate) fn exec_ok(&self, name: &str, cmd: &str) -> bool {
         Command::new("/proc/self/exe")
             .args(["exec", name, "--", "sh", "-c", cmd])
             .env("BERTH_HOST", &self.host)
@@ -89,13 +91,13 @@ impl Demo {
 
     /// A TCP request; the answer may take its time (`-t5`: socat would
     /// otherwise give up half a second after its own input ends).
-    fn tcp(&self, from: &str, to: &str, port: u16) -> bool {
+    pub(crate) fn tcp(&self, from: &str, to: &str, port: u16) -> bool {
         self.exec_ok(from, &format!("socat -t5 -T5 - TCP:{to}:{port},connect-timeout=1 </dev/null"))
     }
 
     /// Starts a container serving `hello from NAME` on port 80 and waits
     /// until it listens (`run -d` returns when the command has started).
-    fn server(&mut self, name: &str, opts: &[&str]) {
+    pub(crate) fn server(&mut self, name: &str, opts: &[&str]) {
         let mut args = vec!["run", "-d", "--name", name];
         args.extend_from_slice(opts);
         let script = format!("exec socat TCP6-LISTEN:80,ipv6only=0,fork,reuseaddr SYSTEM:'echo hello from {name}'");
@@ -108,25 +110,25 @@ impl Demo {
         }
     }
 
-    fn pid(&self, name: &str) -> u32 {
+    pub(crate) fn pid(&self, name: &str) -> u32 {
         let o = Command::new("/proc/self/exe").args(["inspect", name]).env("BERTH_HOST", &self.host).output().expect("inspect");
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
         v[0]["State"]["Pid"].as_u64().unwrap_or(0) as u32
     }
 
-    fn ping(&self, from: &str, to: &str) -> bool {
+    pub(crate) fn ping(&self, from: &str, to: &str) -> bool {
         self.exec_ok(from, &format!("ping -c1 -W1 {to} >/dev/null && echo ok"))
     }
 
-    fn ip(&self, name: &str, net: &str) -> String {
+    pub(crate) fn ip(&self, name: &str, net: &str) -> String {
         self.address(name, net, "IPAddress")
     }
 
-    fn ip6(&self, name: &str, net: &str) -> String {
+    pub(crate) fn ip6(&self, name: &str, net: &str) -> String {
         self.address(name, net, "GlobalIPv6Address")
     }
 
-    fn address(&self, name: &str, net: &str, field: &str) -> String {
+    pub(crate) fn address(&self, name: &str, net: &str, field: &str) -> String {
         let o = Command::new("/proc/self/exe").args(["inspect", name]).env("BERTH_HOST", &self.host).output().expect("inspect");
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
         v[0]["NetworkSettings"]["Networks"][net][field].as_str().unwrap_or_default().to_string()
@@ -139,9 +141,9 @@ fn probe(prefix: &str, to: &str) -> bool {
 }
 
 pub fn run(a: &DemoArgs) -> ExitCode {
-    for tool in ["nft", "ip", "socat", "ping"] {
+    for tool in ["nft", "ip", "socat", "ping", "etcd"] {
         if sh(&format!("command -v {tool}")).stdout.is_empty() {
-            eprintln!("berth demo needs `{tool}` (run ./install.sh, or apt-get install nftables iproute2 socat iputils-ping)");
+            eprintln!("berth demo needs `{tool}` (run ./install.sh, or apt-get install nftables iproute2 socat iputils-ping etcd-server)");
             return ExitCode::from(1);
         }
     }
@@ -158,7 +160,7 @@ async fn demo(a: &DemoArgs) -> Result<usize> {
     println!("berth demo — Docker's container network model on netlink and nftables.");
     println!("Everything below happens in a private network namespace; the host is untouched.");
     let d = LocalDaemon::start(&["--log-level", "warn"]).await?;
-    let mut m = Demo { host: d.host_env(), verbose: a.verbose, failures: vec![] };
+    let mut m = Demo { host: d.host_env(), verbose: a.verbose, failures: vec![], prompt: "$".into() };
     // An "outside" machine wired to our sandbox host: host 10.99.0.1, outsider 10.99.0.2.
     // IPv6 too: host fd99::1, outsider fd99::2 (no DAD on the fresh links).
     for c in [
@@ -289,6 +291,8 @@ async fn demo(a: &DemoArgs) -> Result<usize> {
     println!("  client6$ getent ahosts web6\n    {}", addrs.iter().copied().collect::<Vec<_>>().join("\n    "));
     let (v4, v6) = (m.ip("web6", "dual"), m.ip6("web6", "dual"));
     m.check(&format!("web6 resolves to {v4} and {v6}"), addrs.contains(v4.as_str()) && addrs.contains(v6.as_str()));
+
+    crate::demo_cluster::cross_host(&mut m).await;
 
     println!("\n== Cleaning up");
     d.shutdown().await;

@@ -10,6 +10,7 @@ mod client;
 mod cmd;
 mod cni;
 mod demo;
+mod demo_cluster;
 mod local;
 mod netavark;
 mod table;
