@@ -7,6 +7,7 @@
 //! Functions take the pure plans from berth-core and make them real; they
 //! hold no state of their own.
 
+pub mod announce;
 pub mod bpf;
 pub mod conntrack;
 pub mod error;

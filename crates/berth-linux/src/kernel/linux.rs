@@ -11,6 +11,7 @@ use berth_core::plan::{BridgePlan, EndpointPlan, NetworkPlan, OverlayPlan, PortP
 use ipnet::IpNet;
 
 use super::{FirewallOps, HostOps, LinkOps, NsRef, OwnedKind, OwnedLink, Underlay};
+use crate::announce::{self, Announcer};
 use crate::bpf::{self, PortEntry, SocketNat};
 use crate::error::{LinuxError, Result};
 use crate::netlink::{self, RtSocket};
@@ -163,13 +164,19 @@ impl LinuxKernel {
     /// while the veth pair is created, the addresses and routes while the
     /// host end comes up. If the host side fails after that, deleting the
     /// pair takes the container's end and what was set on it along.
+    ///
+    /// Once both ends are up, the endpoint's addresses are announced (see
+    /// `crate::announce`): the container side waits for its IPv6
+    /// addresses to be usable (`wait_ipv6_local`), opens the socket in its
+    /// namespace and hands it back, and this thread sends on it as soon as
+    /// the bridge forwards from the port (frames sent earlier are dropped).
     fn try_add_endpoint(&self, ns: &NsRef, plan: &EndpointPlan) -> Result<()> {
         let netns = Netns::open(&ns.path())?;
         let (go_tx, go_rx) = std::sync::mpsc::channel::<bool>();
         let bridge = plan.bridge().to_string();
         let PortPlan::BridgePort { host_mac, .. } = &plan.port else { return self.add_macvlan_endpoint(&netns, plan) };
         let (host, inner) = std::thread::scope(|scope| {
-            let inner = netns.spawn_in(scope, move || -> Result<()> {
+            let inner = netns.spawn_in(scope, move || -> Result<Option<Announcer>> {
                 let mut s = RtSocket::open()?;
                 // lo first: this overlaps the host side's veth creation.
                 if let Some(lo) = netlink::link_index(&mut s, "lo")? {
@@ -178,7 +185,7 @@ impl LinuxKernel {
                     }
                 }
                 if !go_rx.recv().unwrap_or(false) {
-                    return Ok(());
+                    return Ok(None);
                 }
                 let eth = netlink::link_index(&mut s, &plan.ifname)?.ok_or_else(|| {
                     LinuxError::kernel(format!("ip link show {}", plan.ifname), std::io::Error::from_raw_os_error(libc::ENODEV))
@@ -190,7 +197,8 @@ impl LinuxKernel {
                 for gw in &plan.default_gateways {
                     netlink::add_default_route(&mut s, *gw)?;
                 }
-                Ok(())
+                wait_ipv6_local(&mut s, plan);
+                Ok(open_announcer(&eth, plan))
             });
             let host = self.with_sock(|s| {
                 let br = self.bridge_index(s, &bridge)?;
@@ -214,12 +222,32 @@ impl LinuxKernel {
             self.bridges.lock().unwrap().remove(&bridge);
         }
         host?;
-        if let Err(e) = inner {
-            // Leave nothing half-made behind.
-            let _ = self.delete_link(&plan.host_ifname);
-            return Err(e);
+        let announcer = match inner {
+            Ok(a) => a,
+            Err(e) => {
+                // Leave nothing half-made behind.
+                let _ = self.delete_link(&plan.host_ifname);
+                return Err(e);
+            }
+        };
+        if let Some(a) = announcer {
+            self.announce_on_port(&plan.host_ifname, a);
         }
         Ok(())
+    }
+
+    /// Sends `a`'s announcements once bridge port `host_ifname` forwards
+    /// (the kernel enables it shortly after both ends are up), then queues
+    /// the repeat. Never fails: a port that does not forward within the
+    /// limit (or that the spanning tree holds) gets the repeat only.
+    fn announce_on_port(&self, host_ifname: &str, a: Announcer) {
+        let forwarding = self.with_sock(|s| announce::wait_port_forwarding(s, host_ifname, PORT_FORWARDING_LIMIT));
+        match forwarding {
+            Ok(true) => a.send_logged("endpoint up"),
+            Ok(false) => tracing::debug!("{host_ifname}: not forwarding (yet); addresses announced later"),
+            Err(e) => tracing::debug!("{host_ifname}: port state: {e}; addresses announced later"),
+        }
+        announce::repeat_later(a);
     }
 
     fn ensure_bridge(&self, plan: &BridgePlan) -> Result<()> {
@@ -349,6 +377,70 @@ fn ensure_only_address(s: &mut RtSocket, index: u32, host: Option<IpAddr>) -> Re
     }
 }
 
+/// How long an attach waits for its bridge port to forward before it
+/// announces the endpoint's addresses (typically well under a millisecond).
+const PORT_FORWARDING_LIMIT: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// How long an attach waits for its IPv6 addresses to be usable.
+const IPV6_LOCAL_LIMIT: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Waits (polling, up to [`IPV6_LOCAL_LIMIT`]) until every IPv6 address of
+/// the endpoint has its local route in the calling thread's namespace
+/// (`ip -6 route get ADDR` says `local`). The kernel inserts it from a
+/// work item after the address is added, even with `nodad` (usually
+/// within microseconds, milliseconds under load); until then packets to
+/// the address are dropped, so an endpoint announced or reported up
+/// before would miss its first packets (a lost ping, a SYN retried after
+/// a second). IPv4 addresses are usable as soon as they are added.
+fn wait_ipv6_local(s: &mut RtSocket, plan: &EndpointPlan) {
+    use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
+    use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+    let deadline = std::time::Instant::now() + IPV6_LOCAL_LIMIT;
+    for a in plan.addresses.iter().filter_map(|a| match a.addr() {
+        IpAddr::V6(v) => Some(v),
+        IpAddr::V4(_) => None,
+    }) {
+        let mut pause = std::time::Duration::from_micros(20);
+        loop {
+            let mut q = RouteMessage::default();
+            q.header.address_family = AddressFamily::Inet6;
+            q.header.destination_prefix_length = 128;
+            q.attributes.push(RouteAttribute::Destination(RouteAddress::Inet6(a)));
+            let local = match s.dump_one(RouteNetlinkMessage::GetRoute(q), || format!("ip -6 route get {a}")) {
+                Ok(Some(RouteNetlinkMessage::NewRoute(r))) => r.header.kind == RouteType::Local,
+                Ok(_) => false,
+                Err(e) => {
+                    tracing::debug!("{}: {e}", plan.ifname);
+                    return;
+                }
+            };
+            if local {
+                break;
+            }
+            if std::time::Instant::now() >= deadline {
+                tracing::debug!("{}: {a} not usable after {IPV6_LOCAL_LIMIT:?}", plan.ifname);
+                return;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+/// The announcer of `eth`, the endpoint's interface, opened in the calling
+/// thread's namespace; None (logged) if it cannot be made, which never
+/// fails the endpoint.
+fn open_announcer(eth: &netlink::LinkInfo, plan: &EndpointPlan) -> Option<Announcer> {
+    let mac = eth.mac.as_deref().unwrap_or(&plan.mac);
+    match Announcer::open(eth.index, &plan.ifname, mac, &plan.addresses) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!("{}: cannot announce its addresses ({e}); neighbours may keep an old MAC for a while", plan.ifname);
+            None
+        }
+    }
+}
+
 /// Macvlan endpoints: the container's interface is a child of the parent.
 impl LinuxKernel {
     /// `ip link add link PARENT name IFNAME netns NS address MAC mtu M type
@@ -356,6 +448,8 @@ impl LinuxKernel {
     /// does there: `lo` up, the addresses (IPv6 ones `nodad`), the link up
     /// (without an IPv6 link-local address when the endpoint has no IPv6),
     /// the default routes. If the inside fails, the child is deleted again.
+    /// Then the addresses are announced from the child (up at once: it
+    /// has its parent's carrier).
     fn add_macvlan_endpoint(&self, netns: &Netns, plan: &EndpointPlan) -> Result<()> {
         let parent = plan.bridge();
         self.with_sock(|s| {
@@ -368,18 +462,28 @@ impl LinuxKernel {
         })?;
         let inside = netns.run(|| -> Result<()> {
             let mut s = RtSocket::open()?;
-            let r = configure_inside(&mut s, plan);
-            if r.is_err() {
-                let _ = netlink::delete_link(&mut s, &plan.ifname);
+            match configure_inside(&mut s, plan) {
+                Ok(eth) => {
+                    wait_ipv6_local(&mut s, plan);
+                    if let Some(a) = open_announcer(&eth, plan) {
+                        a.send_logged("endpoint up");
+                        announce::repeat_later(a);
+                    }
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = netlink::delete_link(&mut s, &plan.ifname);
+                    Err(e)
+                }
             }
-            r
         });
         inside.and_then(|r| r)
     }
 }
 
-/// The container's side of a macvlan endpoint, on a socket of its namespace.
-fn configure_inside(s: &mut RtSocket, plan: &EndpointPlan) -> Result<()> {
+/// The container's side of a macvlan endpoint, on a socket of its
+/// namespace. The interface, as it was found.
+fn configure_inside(s: &mut RtSocket, plan: &EndpointPlan) -> Result<netlink::LinkInfo> {
     if let Some(lo) = netlink::link_index(s, "lo")? {
         if !lo.up {
             netlink::set_link_up(s, lo.index, None)?;
@@ -401,7 +505,7 @@ fn configure_inside(s: &mut RtSocket, plan: &EndpointPlan) -> Result<()> {
     for gw in &plan.default_gateways {
         netlink::add_default_route(s, *gw)?;
     }
-    Ok(())
+    Ok(eth)
 }
 
 fn ignore_missing(r: Result<()>) -> Result<()> {
