@@ -61,7 +61,9 @@ struct Engines {
     dir: PathBuf,
     cni: PathBuf,
     me: PathBuf,
-    host: String,
+    /// BERTH_HOST and BERTH_ROOT of the bench's daemon, as a plugin finds
+    /// the default ones (the store's presence spares DEL a probe).
+    host: Vec<(&'static str, String)>,
 }
 
 impl Engines {
@@ -101,7 +103,7 @@ impl Engines {
     }
 
     fn berth(&self, command: &str, ns: &str, ports: Option<&Value>) -> Result<f64> {
-        Ok(exec(&self.me, command, ns, ns, &self.cni, &[("BERTH_HOST", self.host.clone())], &Self::berth_conf(ports))?.0)
+        Ok(exec(&self.me, command, ns, ns, &self.cni, &self.host, &Self::berth_conf(ports))?.0)
     }
 }
 
@@ -121,7 +123,7 @@ async fn bench(a: &BenchCniArgs) -> Result<()> {
     }
     let k = a.samples.max(1);
     let d = LocalDaemon::start(&["--log-level", "warn"]).await?;
-    let e = Engines { dir: d.dir.clone(), cni: a.cni_dir.clone(), me: std::env::current_exe()?, host: d.host_env() };
+    let e = Engines { dir: d.dir.clone(), cni: a.cni_dir.clone(), me: std::env::current_exe()?, host: vec![("BERTH_HOST", d.host_env()), ("BERTH_ROOT", d.dir.join("root").display().to_string())] };
     let version = Command::new("dpkg-query").args(["-W", "-f=${Version}", "containernetworking-plugins"]).output().ok().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
     println!("berth bench-cni: berth (\"type\": \"berth\") against bridge + host-local [+ portmap] {version} ({}), in a private network namespace; {} CPUs", a.cni_dir.display(), std::thread::available_parallelism().map(|p| p.get()).unwrap_or(1));
     println!("(ms from spawn to exit of the plugin processes, as a runtime sees a call; samples alternate between the two)\n");
