@@ -165,7 +165,14 @@ impl Daemon {
     /// rewritten (policies change rarely; every container may be named).
     fn sync_cluster_policies(&self, cl: &Cluster) {
         let policies: Vec<_> = cl.view().policies.values().cloned().collect();
-        self.st().cluster_policies = policies;
+        {
+            let mut st = self.st();
+            if st.cluster_policies == policies {
+                // A listing that changed nothing (the first after a start).
+                return;
+            }
+            st.cluster_policies = policies;
+        }
         if let Err(e) = self.fw.reset(self.kernel.as_ref(), self.all_wants()) {
             tracing::warn!("applying the cluster's policies: {e}");
         }
