@@ -12,12 +12,12 @@ use super::daemon::{message, refused, Daemon};
 use super::{delegate, Env};
 use crate::client::seg;
 
-pub async fn add(conf: &PluginConfig, env: &Env, stdin: &[u8]) -> Result<Value, CniError> {
+pub fn add(conf: &PluginConfig, env: &Env, stdin: &[u8]) -> Result<Value, CniError> {
     let ipam = match &conf.ipam {
         Some(i) => Some(delegate::add(&i.plugin, env.path.as_deref(), stdin)?),
         None => None,
     };
-    let done = attach(conf, env, ipam.as_ref()).await;
+    let done = attach(conf, env, ipam.as_ref());
     match done {
         Ok(ours) => {
             let r = match &conf.prev_result {
@@ -37,7 +37,7 @@ pub async fn add(conf: &PluginConfig, env: &Env, stdin: &[u8]) -> Result<Value, 
     }
 }
 
-async fn attach(conf: &PluginConfig, env: &Env, ipam: Option<&CniResult>) -> Result<CniResult, CniError> {
+fn attach(conf: &PluginConfig, env: &Env, ipam: Option<&CniResult>) -> Result<CniResult, CniError> {
     let args = cni::parse_cni_args(&env.args)?;
     let a = Attachment { network: &conf.name, container_id: env.id(), ifname: env.ifname() };
     let netns = env.netns.as_deref().unwrap_or_default();
@@ -48,14 +48,14 @@ async fn attach(conf: &PluginConfig, env: &Env, ipam: Option<&CniResult>) -> Res
     let mut created = false;
     let mut replaced = false;
     loop {
-        let r = d.request(Method::POST, "/containers/attach", Some(&body)).await?;
+        let r = d.request(Method::POST, "/containers/attach", Some(&body))?;
         if r.status.is_success() {
             let v = r.json().map_err(|e| CniError::new(code::INTERNAL, "unexpected answer from the berth daemon", e.to_string()))?;
             return match cni::result_from_endpoints(&v["Endpoints"], conf, netns, ipam) {
                 Ok(res) => Ok(res),
                 Err(e) => {
                     // Not the network asked for: undo, say why.
-                    let _ = d.request(Method::POST, &format!("/containers/{}/detach", seg(&name)), None).await;
+                    let _ = d.request(Method::POST, &format!("/containers/{}/detach", seg(&name)), None);
                     Err(e)
                 }
             };
@@ -66,7 +66,7 @@ async fn attach(conf: &PluginConfig, env: &Env, ipam: Option<&CniResult>) -> Res
             404 if !created && msg.contains(&format!("network {} not found", conf.network)) => {
                 created = true;
                 let create = cni::network_create_body(conf, ipam)?;
-                let c = d.request(Method::POST, "/networks/create", Some(&create)).await?;
+                let c = d.request(Method::POST, "/networks/create", Some(&create))?;
                 // 409: another ADD created it meanwhile.
                 if !c.status.is_success() && c.status.as_u16() != 409 {
                     return Err(refused(&c, &format!("creating network {}", conf.network)));
@@ -77,12 +77,12 @@ async fn attach(conf: &PluginConfig, env: &Env, ipam: Option<&CniResult>) -> Res
             // no DEL released (ctr -d): it goes, and the ADD goes on.
             409 if !replaced && msg.contains(&format!("{name:?} is already in use")) => {
                 replaced = true;
-                let old = d.request(Method::GET, &format!("/containers/{}/json", seg(&name)), None).await?;
+                let old = d.request(Method::GET, &format!("/containers/{}/json", seg(&name)), None)?;
                 let old_ns = old.json().ok().and_then(|v| v["Berth"]["Netns"].as_str().map(str::to_string)).unwrap_or_default();
                 if old_ns == netns && same_live_netns(&old_ns, netns) {
                     return Err(CniError::new(code::INVALID_CONFIG, format!("container {} already has interface {} on network {}", env.id(), env.ifname(), conf.name), "ADD twice without DEL in between"));
                 }
-                let det = d.request(Method::POST, &format!("/containers/{}/detach", seg(&name)), None).await?;
+                let det = d.request(Method::POST, &format!("/containers/{}/detach", seg(&name)), None)?;
                 if !det.status.is_success() && det.status.as_u16() != 404 {
                     return Err(refused(&det, "releasing a stale attachment"));
                 }

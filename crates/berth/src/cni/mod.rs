@@ -141,28 +141,27 @@ fn run(command: &str, stdin: &[u8]) -> Result<Option<serde_json::Value>, CniErro
     let cmd = Command::parse(command)?;
     let env = Env::read();
     let conf = cni::parse_config(stdin)?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| CniError::new(code::INTERNAL, "tokio runtime", e.to_string()))?;
     match cmd {
         Command::Add => {
             env.require(true, true, true)?;
-            rt.block_on(add::add(&conf, &env, stdin)).map(Some)
+            add::add(&conf, &env, stdin).map(Some)
         }
         Command::Del => {
             env.require(true, false, true)?;
-            rt.block_on(ops::del(&conf, &env, stdin)).map(|()| None)
+            ops::del(&conf, &env, stdin).map(|()| None)
         }
         Command::Check => {
             needs(&conf, cni::Version::V040, "CHECK")?;
             env.require(true, true, true)?;
-            rt.block_on(ops::check(&conf, &env, stdin)).map(|()| None)
+            ops::check(&conf, &env, stdin).map(|()| None)
         }
         Command::Status => {
             needs(&conf, cni::Version::V110, "STATUS")?;
-            rt.block_on(ops::status(&conf, &env, stdin)).map(|()| None)
+            ops::status(&conf, &env, stdin).map(|()| None)
         }
         Command::Gc => {
             needs(&conf, cni::Version::V110, "GC")?;
-            rt.block_on(ops::gc(&conf, &env, stdin)).map(|()| None)
+            ops::gc(&conf, &env, stdin).map(|()| None)
         }
         Command::Version => unreachable!("answered before"),
     }

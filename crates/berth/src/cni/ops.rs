@@ -19,13 +19,13 @@ use super::daemon::{message, refused, Daemon};
 use super::{delegate, Env};
 use crate::client::seg;
 
-pub async fn del(conf: &PluginConfig, env: &Env, stdin: &[u8]) -> Result<(), CniError> {
+pub fn del(conf: &PluginConfig, env: &Env, stdin: &[u8]) -> Result<(), CniError> {
     let a = Attachment { network: &conf.name, container_id: env.id(), ifname: env.ifname() };
     let name = cni::container_name(&a);
     let mut d = Daemon::new()?;
     // No store, no daemon: berth never held anything here.
-    let ours = if d.has_state() || d.request_if_running(Method::GET, "/_ping", None).await.is_some() {
-        let r = d.request(Method::POST, &format!("/containers/{}/detach", seg(&name)), None).await?;
+    let ours = if d.has_state() || d.request_if_running(Method::GET, "/_ping", None).is_some() {
+        let r = d.request(Method::POST, &format!("/containers/{}/detach", seg(&name)), None)?;
         match r.status.as_u16() {
             200..=299 | 404 => Ok(()),
             // A DEL racing another DEL of the same attachment.
@@ -48,13 +48,13 @@ fn check_failed(details: String) -> CniError {
     CniError::new(code::CHECK_FAILED, "CHECK: the container's network is not as ADD left it", details)
 }
 
-pub async fn check(conf: &PluginConfig, env: &Env, stdin: &[u8]) -> Result<(), CniError> {
+pub fn check(conf: &PluginConfig, env: &Env, stdin: &[u8]) -> Result<(), CniError> {
     let prev = conf.prev_result.as_ref().ok_or_else(|| CniError::config("CHECK needs prevResult (the result of the ADD)"))?;
     let a = Attachment { network: &conf.name, container_id: env.id(), ifname: env.ifname() };
     let name = cni::container_name(&a);
     let netns = env.netns.as_deref().unwrap_or_default();
     let mut d = Daemon::new()?;
-    let r = d.request(Method::GET, &format!("/containers/{}/json", seg(&name)), None).await?;
+    let r = d.request(Method::GET, &format!("/containers/{}/json", seg(&name)), None)?;
     if r.status.as_u16() == 404 {
         return Err(CniError::new(code::UNKNOWN_CONTAINER, format!("berth has no attachment of container {} ({}) to {}", env.id(), env.ifname(), conf.name), ""));
     }
@@ -121,9 +121,9 @@ fn not_available(details: impl Into<String>) -> CniError {
     CniError::new(code::NOT_AVAILABLE, "berth cannot take ADDs", details)
 }
 
-pub async fn status(conf: &PluginConfig, env: &Env, _stdin: &[u8]) -> Result<(), CniError> {
+pub fn status(conf: &PluginConfig, env: &Env, _stdin: &[u8]) -> Result<(), CniError> {
     let d = Daemon::new().map_err(|e| not_available(e.to_string()))?;
-    match d.request_if_running(Method::GET, "/info", None).await {
+    match d.request_if_running(Method::GET, "/info", None) {
         Some(r) if r.status.is_success() => {
             let v = r.json().unwrap_or_default();
             let mine = berth_linux::netns::own_id();
@@ -150,14 +150,14 @@ pub async fn status(conf: &PluginConfig, env: &Env, _stdin: &[u8]) -> Result<(),
     Ok(())
 }
 
-pub async fn gc(conf: &PluginConfig, env: &Env, stdin: &[u8]) -> Result<(), CniError> {
+pub fn gc(conf: &PluginConfig, env: &Env, stdin: &[u8]) -> Result<(), CniError> {
     let mut errors: Vec<String> = Vec::new();
     // No list, no judgement: libcni leaves the key out when it has none.
     if let Some(valid) = &conf.valid_attachments {
         let valid: BTreeSet<(&str, &str)> = valid.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         let mut d = Daemon::new()?;
-        if d.has_state() || d.request_if_running(Method::GET, "/_ping", None).await.is_some() {
-            let r = d.request(Method::GET, "/containers/json?all=1", None).await?;
+        if d.has_state() || d.request_if_running(Method::GET, "/_ping", None).is_some() {
+            let r = d.request(Method::GET, "/containers/json?all=1", None)?;
             if !r.status.is_success() {
                 return Err(refused(&r, "listing containers"));
             }
@@ -172,7 +172,7 @@ pub async fn gc(conf: &PluginConfig, env: &Env, stdin: &[u8]) -> Result<(), CniE
                     continue;
                 }
                 let id = c["Id"].as_str().unwrap_or_default();
-                match d.request(Method::POST, &format!("/containers/{}/detach", seg(id)), None).await {
+                match d.request(Method::POST, &format!("/containers/{}/detach", seg(id)), None) {
                     Ok(r) if r.status.is_success() || r.status.as_u16() == 404 => {}
                     Ok(r) => errors.push(format!("{} ({} {}): {}", id, key.0, key.1, message(&r))),
                     Err(e) => errors.push(e.to_string()),
