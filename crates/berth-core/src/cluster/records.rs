@@ -101,3 +101,56 @@ pub fn own_endpoints<'a>(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+
+    #[test]
+    fn only_up_endpoints_of_live_containers_on_global_networks_are_announced() {
+        let net = |id: &str, global: bool| Network {
+            id: id.into(),
+            name: id.into(),
+            driver: Driver::Macvlan(MacvlanDriver { parent: "eth0".into(), host_prefix: 28 }),
+            ipam: vec![],
+            internal: false,
+            mtu: 1500,
+            options: Default::default(),
+            raw_options: Default::default(),
+            created: 0,
+            predefined: false,
+            global,
+            blocks: vec![],
+        };
+        let nets: std::collections::BTreeMap<String, Network> = [("g".to_string(), net("g", true)), ("l".to_string(), net("l", false))].into();
+        let ctr = |name: &str, status: RunState, state: EndpointState| {
+            let mut c = Container::new(&format!("{name}-id"), name, ContainerKind::Run { cmd: vec![] }, 0);
+            c.state.status = status;
+            c.links = vec![Link { name: "db".into(), alias: "db".into() }];
+            for n in ["g", "l"] {
+                c.attachments.push(Attachment {
+                    network_id: n.into(),
+                    static_ips: vec![],
+                    aliases: vec!["www".into()],
+                    mac: None,
+                    ifname: None,
+                    endpoint: Some(Endpoint {
+                        id: format!("{name}-{n}"),
+                        addresses: vec![EndpointAddress { addr: "10.0.0.5/24".parse().unwrap(), gateway: None }],
+                        mac: "02:42:0a:00:00:05".into(),
+                        host_ifname: String::new(),
+                        ifname: "eth0".into(),
+                        state,
+                    }),
+                });
+            }
+            c
+        };
+        let cs = [ctr("up", RunState::Running, EndpointState::Up), ctr("pending", RunState::Starting, EndpointState::Pending), ctr("gone", RunState::Exited, EndpointState::Up)];
+        let out = own_endpoints(cs.iter(), &nets, "host-a");
+        assert_eq!(out.keys().collect::<Vec<_>>(), vec!["/berth/v1/endpoints/g/host-a/up-g"]);
+        let rec: EndpointRecord = serde_json::from_str(out.values().next().unwrap()).unwrap();
+        assert_eq!((rec.name.as_str(), rec.aliases.len(), rec.links.len()), ("up", 1, 1));
+    }
+}

@@ -77,3 +77,65 @@ impl Planner for OverlayPlanner {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{IpamConfig, NetworkOptions, Vtep};
+
+    fn overlay(blocks: &[&str]) -> Network {
+        Network {
+            id: "ab".repeat(32),
+            name: "ov".into(),
+            driver: Driver::Overlay(OverlayDriver {
+                bridge: "bth-abababab".into(),
+                tunnel: "btx-abababab".into(),
+                vni: 4096,
+                port: 4789,
+                host_prefix: 24,
+                user_mtu: None,
+                vtep: Some(Vtep { addr: "10.90.0.1".parse().unwrap(), dev: "eth0".into(), node: "host-a".into() }),
+            }),
+            ipam: vec![IpamConfig { subnet: "10.200.0.0/16".parse().unwrap(), gateway: "10.200.0.1".parse().unwrap(), ip_range: None, user_subnet: true }],
+            internal: false,
+            mtu: 1450,
+            options: NetworkOptions::default(),
+            raw_options: Default::default(),
+            created: 0,
+            predefined: false,
+            global: true,
+            blocks: blocks.iter().map(|b| b.parse().unwrap()).collect(),
+        }
+    }
+
+    #[test]
+    fn host_address_skips_what_containers_may_not_have() {
+        // The first block holds the subnet's network address and gateway.
+        assert_eq!(host_address(&overlay(&["10.200.0.0/24"])).unwrap().to_string(), "10.200.0.2");
+        assert_eq!(host_address(&overlay(&["10.200.7.0/24", "10.200.9.0/24"])).unwrap().to_string(), "10.200.7.0");
+        assert_eq!(host_address(&overlay(&[])), None, "no block yet: no address");
+    }
+
+    #[test]
+    fn plan_has_the_tunnel_and_the_shared_gateway() {
+        let n = overlay(&["10.200.7.0/24"]);
+        let NetworkPlan::Overlay(p) = OverlayPlanner.network(&n) else { panic!() };
+        assert_eq!(p.bridge.addresses[0].to_string(), "10.200.0.1/16", "the gateway with the whole subnet's prefix");
+        let t = p.tunnel.unwrap();
+        assert_eq!((t.vni, t.port, t.mtu, t.dev.as_str()), (4096, 4789, 1450, "eth0"));
+        assert_eq!(t.mac, vtep_mac(&n.id, "host-a"));
+        assert_eq!(t.host_addr.unwrap().to_string(), "10.200.7.0");
+        let e = OverlayPlanner.elements(&n);
+        assert!(e.contains(&Element::TunnelOut { bridge: "bth-abababab".into(), tunnel: "btx-abababab".into() }));
+        // Without this host's tunnel end (before it knows its underlay): a bridge only.
+        let mut n = n;
+        if let Driver::Overlay(o) = &mut n.driver {
+            o.vtep = None;
+        }
+        let NetworkPlan::Overlay(p) = OverlayPlanner.network(&n) else { panic!() };
+        assert!(p.tunnel.is_none());
+        // What the store gets has no host's part.
+        let shared = crate::cluster::records::shared_network(&overlay(&["10.200.7.0/24"]));
+        assert!(shared.blocks.is_empty() && shared.mtu == 0 && matches!(&shared.driver, Driver::Overlay(o) if o.vtep.is_none()));
+    }
+}

@@ -187,3 +187,36 @@ impl Daemon {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_core::model::{IpamConfig, OverlayDriver};
+
+    #[test]
+    fn room_counts_what_containers_can_still_get() {
+        let mut n = Network {
+            id: "n".into(),
+            name: "ov".into(),
+            driver: Driver::Overlay(OverlayDriver { bridge: "b".into(), tunnel: "t".into(), vni: 1, port: 4789, host_prefix: 28, user_mtu: None, vtep: None }),
+            ipam: vec![IpamConfig { subnet: "10.200.0.0/16".parse().unwrap(), gateway: "10.200.0.1".parse().unwrap(), ip_range: None, user_subnet: true }],
+            internal: false,
+            mtu: 1450,
+            options: Default::default(),
+            raw_options: Default::default(),
+            created: 0,
+            predefined: false,
+            global: true,
+            blocks: vec!["10.200.0.0/28".parse().unwrap()],
+        };
+        let none = std::collections::BTreeSet::new();
+        // 16 addresses less the subnet's network address, the gateway and the host's own.
+        assert_eq!(room(&n, &none), 13);
+        let used: std::collections::BTreeSet<std::net::IpAddr> = ["10.200.0.3", "10.200.0.4", "10.200.5.5"].iter().map(|a| a.parse().unwrap()).collect();
+        assert_eq!(room(&n, &used), 11, "only addresses inside the blocks count");
+        n.blocks.push("10.200.0.16/28".parse().unwrap());
+        assert_eq!(room(&n, &used), 27);
+        n.blocks.clear();
+        assert_eq!(room(&n, &none), 0);
+    }
+}
