@@ -98,8 +98,21 @@ fn malformed_input_and_environment() {
     // Through to the daemon, which refuses: a path that is not a namespace.
     let e = berth(&s, &CniEnv { netns: Some(s.dir.display().to_string()), ..env.clone() }, &good);
     e.expect_err(100);
-    // An IPAM plugin that is nowhere on CNI_PATH.
+    // An IPAM plugin that is nowhere on CNI_PATH, and ones whose results are malformed.
     berth(&s, &env, &conf("badnet", json!({"ipam": {"type": "no-such-ipam"}}))).expect_err(7);
+    let bin = scratch(&s, "ipam-bin");
+    for (name, script) in [("garbage", "echo 'not json'"), ("noaddr", "echo '{\"cniVersion\":\"1.0.0\",\"ips\":[]}'"), ("badaddr", "echo '{\"ips\":[{\"address\":\"10.0.0.300/24\"}]}'"), ("fails", "echo '{\"code\":11,\"msg\":\"busy\"}'; exit 1")] {
+        std::fs::write(bin.join(name), format!("#!/bin/sh\ncat >/dev/null\n{script}\n")).unwrap();
+        sh(&format!("chmod +x {}/{name}", bin.display()));
+    }
+    let ienv = CniEnv { path: Some(bin.display().to_string()), ..env.clone() };
+    for (name, code) in [("garbage", 6), ("noaddr", 101), ("badaddr", 6), ("fails", 11)] {
+        berth(&s, &ienv, &conf("badnet", json!({"ipam": {"type": name}}))).expect_err(code);
+    }
+    // Each failed delegated ADD was followed by the delegate's DEL.
+    std::fs::write(bin.join("fails"), format!("#!/bin/sh\ncat >/dev/null\necho $CNI_COMMAND >> {}/calls\n[ $CNI_COMMAND = DEL ] && exit 0\necho '{{\"code\":11,\"msg\":\"busy\"}}'; exit 1\n", bin.display())).unwrap();
+    berth(&s, &ienv, &conf("badnet", json!({"ipam": {"type": "fails"}}))).expect_err(11);
+    assert_eq!(std::fs::read_to_string(bin.join("calls")).unwrap(), "ADD\nDEL\n");
     // CHECK needs a prevResult, and a container berth knows.
     berth(&s, &env.with("CHECK"), &good).expect_err(7);
     berth(&s, &env.with("CHECK"), &with_prev(&good, Some(&json!({"cniVersion": "1.0.0"})))).expect_err(3);
@@ -340,27 +353,6 @@ fn starts_a_daemon_when_none_answers_and_survives_restarts() {
     assert_eq!(tcp_from(None, "127.0.0.1", 18095).as_deref(), Some("ok-auto"), "after nft flush ruleset + reconcile");
     berth(&s, &env.with("DEL"), &c).expect_ok();
     assert!(!s.ok(&["ps", "-a"]).contains(&ip));
-}
-
-/// What one engine gives two containers on one network, as the
-/// differential test compares it: the container's view (interfaces,
-/// addresses, routes, with the subnet's prefix written X) and reachability.
-fn observe(ns: [&str; 2], ips: [&str; 2], gw: &str, port: u16, prefix: &str) -> Vec<String> {
-    let view = container_view(&format!("/run/netns/{}", ns[0])).replace(prefix, "X.");
-    let _a = tcp_server(ns[0], 80, "ok-a");
-    let _echo = Bg::in_netns("outside", "socat TCP4-LISTEN:7001,fork,reuseaddr SYSTEM:'echo $SOCAT_PEERADDR'");
-    _echo.wait_listening(Proto::Tcp, 7001);
-    let ping = |from: &str, to: &str| ok(&format!("nsenter --net=/run/netns/{from} ping -c1 -W1 {to} >/dev/null"));
-    vec![
-        view,
-        format!("container -> gateway: {}", ping(ns[0], gw)),
-        format!("container -> container: {:?}", tcp_from(Some(ns[1]), ips[0], 80)),
-        format!("host -> container: {:?}", tcp_from(None, ips[0], 80)),
-        format!("container -> outside (seen as): {:?}", tcp_from(Some(ns[0]), "10.99.0.2", 7001)),
-        format!("outside -> published port: {:?}", tcp_from(Some("outside"), "10.99.0.1", port)),
-        format!("host -> published port on its own address: {:?}", tcp_from(None, "10.99.0.1", port)),
-        format!("outside -> container address: {:?}", tcp_from(Some("outside"), ips[0], 80)),
-    ]
 }
 
 #[test]

@@ -14,7 +14,11 @@ use crate::client::seg;
 
 pub fn add(conf: &PluginConfig, env: &Env, stdin: &[u8]) -> Result<Value, CniError> {
     let ipam = match &conf.ipam {
-        Some(i) => Some(delegate::add(&i.plugin, env.path.as_deref(), stdin)?),
+        // A failed delegated ADD gets a DEL too before the error goes back
+        // (spec section 4): it may have reserved something half-way.
+        Some(i) => Some(delegate::add(&i.plugin, env.path.as_deref(), stdin).inspect_err(|_| {
+            let _ = delegate::exec(&i.plugin, env.path.as_deref(), "DEL", stdin);
+        })?),
         None => None,
     };
     let done = attach(conf, env, ipam.as_ref());

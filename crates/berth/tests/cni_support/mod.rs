@@ -190,3 +190,24 @@ pub fn conf(name: &str, extra: Value) -> Value {
     }
     c
 }
+
+/// What one engine gives two containers on one network, as the
+/// differential test compares it: the container's view (interfaces,
+/// addresses, routes, with the subnet's prefix written X) and reachability.
+pub fn observe(ns: [&str; 2], ips: [&str; 2], gw: &str, port: u16, prefix: &str) -> Vec<String> {
+    let view = container_view(&format!("/run/netns/{}", ns[0])).replace(prefix, "X.");
+    let _a = tcp_server(ns[0], 80, "ok-a");
+    let _echo = crate::common::Bg::in_netns("outside", "socat TCP4-LISTEN:7001,fork,reuseaddr SYSTEM:'echo $SOCAT_PEERADDR'");
+    _echo.wait_listening(crate::common::Proto::Tcp, 7001);
+    let ping = |from: &str, to: &str| crate::common::ok(&format!("nsenter --net=/run/netns/{from} ping -c1 -W1 {to} >/dev/null"));
+    vec![
+        view,
+        format!("container -> gateway: {}", ping(ns[0], gw)),
+        format!("container -> container: {:?}", tcp_from(Some(ns[1]), ips[0], 80)),
+        format!("host -> container: {:?}", tcp_from(None, ips[0], 80)),
+        format!("container -> outside (seen as): {:?}", tcp_from(Some(ns[0]), "10.99.0.2", 7001)),
+        format!("outside -> published port: {:?}", tcp_from(Some("outside"), "10.99.0.1", port)),
+        format!("host -> published port on its own address: {:?}", tcp_from(None, "10.99.0.1", port)),
+        format!("outside -> container address: {:?}", tcp_from(Some("outside"), ips[0], 80)),
+    ]
+}
