@@ -17,6 +17,12 @@ pub fn normalize(qname: &str) -> Option<String> {
     Some(n.to_ascii_lowercase())
 }
 
+/// podman's search domain (`search dns.podman` in its containers'
+/// resolv.conf): `NAME.dns.podman` means `NAME`.
+pub fn strip_podman_domain(name: &str) -> &str {
+    name.strip_suffix(".dns.podman").filter(|n| !n.is_empty()).unwrap_or(name)
+}
+
 /// Every way to read `name` as `CONTAINER.NETWORK`: (container, network)
 /// pairs, splitting at each dot (container names may contain dots too).
 pub fn split_network_suffix(name: &str) -> Vec<(&str, &str)> {
@@ -92,6 +98,13 @@ mod tests {
         assert_eq!(normalize("Web.Backend.").as_deref(), Some("web.backend"));
         assert_eq!(normalize("."), None);
         assert_eq!(normalize(""), None);
+    }
+
+    #[test]
+    fn podman_domain() {
+        assert_eq!(strip_podman_domain("web.dns.podman"), "web");
+        assert_eq!(strip_podman_domain("web.n1"), "web.n1");
+        assert_eq!(strip_podman_domain(".dns.podman"), ".dns.podman");
     }
 
     #[test]

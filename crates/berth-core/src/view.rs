@@ -138,6 +138,7 @@ pub fn container_inspect(c: &Container, networks: &BTreeMap<String, Network>) ->
             "Cmd": match &c.kind { ContainerKind::Run { cmd } => json!(cmd), _ => Value::Null },
             "Env": crate::view::container_env(c).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "ExposedPorts": exposed,
+            "Labels": c.labels,
         },
         "NetworkSettings": {
             "SandboxKey": netns.clone().unwrap_or_else(|| c.state.pid.map(|p| format!("/proc/{p}/ns/net")).unwrap_or_default()),

@@ -44,9 +44,16 @@ fn ns_inode(path: &str) -> u64 {
 
 /// The target for the caller, from `BERTH_HOST`/`BERTH_ROOT` and its namespace.
 pub fn target() -> Result<Target> {
+    target_as(is_root())
+}
+
+/// [`target`] for a caller that says whether it counts as root: rootless
+/// podman runs its backend as root of its own user namespace only, so
+/// that daemon lives under `$XDG_RUNTIME_DIR/berth` (netavark's `--rootless true`).
+pub fn target_as(root_user: bool) -> Result<Target> {
     let host = std::env::var("BERTH_HOST").ok();
     let root_env = std::env::var("BERTH_ROOT").ok().map(PathBuf::from);
-    target_for(host.as_deref(), root_env, ns_inode("/proc/thread-self/ns/net"), ns_inode("/proc/1/ns/net"), std::env::var("XDG_RUNTIME_DIR").ok(), is_root())
+    target_for(host.as_deref(), root_env, ns_inode("/proc/thread-self/ns/net"), ns_inode("/proc/1/ns/net"), std::env::var("XDG_RUNTIME_DIR").ok(), root_user)
 }
 
 fn is_root() -> bool {

@@ -213,6 +213,11 @@ pub struct Container {
     /// Labels a caller attached (a runtime's own ids, for instance).
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The runtime holds the published host ports open itself (podman's
+    /// conmon does, to reserve them): berth does not test whether a host
+    /// process has them, only whether another berth mapping does.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ports_reserved: bool,
 }
 
 impl Container {
@@ -236,6 +241,7 @@ impl Container {
             env: vec![],
             link_vars: vec![],
             labels: Default::default(),
+            ports_reserved: false,
         }
     }
 

@@ -72,6 +72,13 @@ pub struct AttachRequest {
     pub expose: Vec<String>,
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Upstream servers for the container's names lookups (its resolver
+    /// forwards to these rather than the network's or the host's).
+    #[serde(default)]
+    pub dns: Vec<IpAddr>,
+    /// The caller holds the published host ports itself (podman does).
+    #[serde(default)]
+    pub ports_reserved: bool,
 }
 
 /// One network of an attach request.

@@ -52,6 +52,10 @@ pub struct NetworkCreate {
     pub mtu: Option<u32>,
     #[serde(rename = "Options", default)]
     pub options: BTreeMap<String, String>,
+    /// An id the caller keeps for the network (podman's, so both name it
+    /// alike); berth makes one when none is given.
+    #[serde(rename = "Id", default)]
+    pub id: Option<String>,
 }
 
 /// What validation needs to know about the world.
@@ -154,10 +158,16 @@ pub fn parse_options(raw: &BTreeMap<String, String>, default_icc: bool) -> Resul
             "macvlan_mode" => {
                 return Err(CoreError::InvalidOption { key: k.clone(), reason: format!("mode {v:?} is not supported (berth uses bridge mode)") })
             }
+            // Upstream servers of the network's resolver (podman's `network create --dns`).
+            "dns_servers" => {
+                for ip in v.split(',').filter(|s| !s.trim().is_empty()) {
+                    crate::subnets::parse_ip(ip).map_err(|_| CoreError::InvalidOption { key: k.clone(), reason: format!("{ip:?} is not an IP address") })?;
+                }
+            }
             _ => {
                 return Err(CoreError::InvalidOption {
                     key: k.clone(),
-                    reason: "unknown option (known: icc, masquerade, mtu, bridge_name; overlay: vni, vxlan_port, host_block; macvlan: parent, host_block)".into(),
+                    reason: "unknown option (known: icc, masquerade, mtu, bridge_name, dns_servers; overlay: vni, vxlan_port, host_block; macvlan: parent, host_block)".into(),
                 })
             }
         }

@@ -4,6 +4,7 @@
 
 mod containers;
 pub mod error;
+mod network_dns;
 mod networks;
 mod nodes;
 mod policies;
@@ -52,6 +53,7 @@ pub fn router(d: Shared) -> Router {
         .route("/networks/{key}", get(networks::inspect).delete(networks::remove))
         .route("/networks/{key}/connect", post(networks::connect))
         .route("/networks/{key}/disconnect", post(networks::disconnect))
+        .route("/networks/{key}/dns", post(network_dns::set))
         .route("/nodes", get(nodes::list))
         .route("/policies", get(policies::list).post(policies::add))
         .route("/policies/{id}", delete(policies::remove))

@@ -1,7 +1,7 @@
 //! Forwarding what is not ours to upstream servers, from the daemon's (the
 //! host's) namespace — so a resolver on host loopback such as
 //! systemd-resolved's 127.0.0.53 works. Upstreams are the container's
-//! `--dns` servers or the host's `/etc/resolv.conf` nameservers (re-read when
+//! `--dns` servers, its network's (`-o dns_servers`), or the host's `/etc/resolv.conf` nameservers (re-read when
 //! the file changes). Each upstream gets a bounded time before the next one
 //! is tried.
 

@@ -56,6 +56,8 @@ fn push(out: &mut Vec<IpAddr>, ips: Vec<IpAddr>) {
 
 /// `name` is normalized (lowercase, no trailing dot).
 pub fn lookup(st: &State, net_id: &str, asker_ip: IpAddr, name: &str) -> Outcome {
+    // podman's containers ask for NAME.dns.podman first (their search domain).
+    let name = berth_core::dns::strip_podman_domain(name);
     let asker = st.containers.by_ip(net_id, asker_ip);
     let mut nets = visible_networks(st, net_id, asker);
     // The receiving network's answers first.

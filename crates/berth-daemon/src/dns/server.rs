@@ -83,7 +83,9 @@ fn decide(d: &Daemon, net_id: &str, peer: IpAddr, name: &str, class_in: bool) ->
     let net = st.networks.get(net_id)?;
     let asker = st.containers.by_ip(net_id, peer)?;
     let outcome = if class_in { lookup(&st, net_id, peer, name) } else { Outcome::Foreign };
-    Some((outcome, net.internal, asker.dns.clone()))
+    // The asker's own servers, else its network's, else (empty) the host's.
+    let upstreams = if asker.dns.is_empty() { net.dns_servers() } else { asker.dns.clone() };
+    Some((outcome, net.internal, upstreams))
 }
 
 /// Whether `peer` is a container of the network (TCP clients are checked

@@ -579,6 +579,8 @@ impl Daemon {
             c.state = ContainerState { status: RunState::Starting, started_at: now(), ..ContainerState::created() };
             c.attachments = attachments;
             c.labels = req.labels.clone();
+            c.dns = req.dns.clone();
+            c.ports_reserved = req.ports_reserved;
             (c.expose, c.publish) = (expose, publish);
             allocate(&mut st, &mut c, None)?;
             c.ports = super::ports::allocate(&st, self.kernel.as_ref(), &c)?;

@@ -7,6 +7,7 @@ pub mod default_network;
 pub mod endpoint;
 pub mod host;
 pub mod network;
+pub mod network_dns;
 pub mod policy;
 pub mod ports;
 pub mod reconcile;

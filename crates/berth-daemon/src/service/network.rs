@@ -46,10 +46,18 @@ impl Daemon {
     pub fn network_create(&self, req: &NetworkCreate) -> Result<Network> {
         let needs_host = req.enable_ipv6 || req.ipam.as_ref().is_none_or(|i| i.config.iter().all(|c| c.subnet.is_none()));
         let host_nets = if needs_host { self.kernel.host_nets(&self.bridge_names())? } else { vec![] };
-        let id = new_id();
+        // A caller's own id (podman's): 64 hex digits, not taken.
+        let id = match &req.id {
+            Some(i) if i.len() == 64 && i.bytes().all(|b| b.is_ascii_hexdigit()) => i.to_ascii_lowercase(),
+            Some(i) => return Err(DaemonError::BadRequest(format!("network id {i:?} is not 64 hexadecimal digits"))),
+            None => new_id(),
+        };
         let vnis = self.cluster.as_ref().map(|cl| cl.view().vnis.clone());
         let net = {
             let mut st = self.st();
+            if let Some(other) = st.networks.get(&id) {
+                return Err(DaemonError::Conflict(format!("network id {id} is already network {}'s", other.name)));
+            }
             let ctx = NetworkContext {
                 networks: st.networks.values().map(|n| (n.name.as_str(), n.bridge(), n.ipam.iter().map(|c| c.subnet).collect())).collect(),
                 host_nets: &host_nets,

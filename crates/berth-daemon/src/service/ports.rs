@@ -42,6 +42,8 @@ fn bind_text(ip: Option<IpAddr>, port: u16) -> String {
 enum HostPorts<'a> {
     Probe(&'a dyn Kernel),
     Table(HashMap<(Proto, u16), Vec<Option<IpAddr>>>),
+    /// The runtime holds them itself (`Container::ports_reserved`).
+    Reserved,
 }
 
 impl HostPorts<'_> {
@@ -49,6 +51,7 @@ impl HostPorts<'_> {
         match self {
             HostPorts::Probe(k) => k.port_bindable(proto == Proto::Udp, ip, port).is_err(),
             HostPorts::Table(t) => clash(t, proto, ip, port),
+            HostPorts::Reserved => false,
         }
     }
 }
@@ -129,7 +132,9 @@ pub fn allocate(st: &State, kernel: &dyn Kernel, c: &Container) -> Result<Vec<Po
     let seed = (crate::util::now() as u32).wrapping_mul(2654435761) ^ (c.id.len() as u32 * 7919);
     let next = range.0 + (seed % ((range.1 - range.0) as u32 + 1)) as u16;
     let count: u32 = c.publish.iter().map(|s| s.container_count()).sum::<u32>() + if c.publish_all { c.expose.len() as u32 } else { 0 };
-    let host = if count <= PROBE_LIMIT {
+    let host = if c.ports_reserved {
+        HostPorts::Reserved
+    } else if count <= PROBE_LIMIT {
         HostPorts::Probe(kernel)
     } else {
         let mut t: HashMap<(Proto, u16), Vec<Option<IpAddr>>> = HashMap::new();
