@@ -133,3 +133,9 @@ pub fn cni_config(data: &[u8]) {
         }
     }
 }
+
+/// podman's input to its network backend (`setup`/`teardown` and
+/// `create`), planned and answered: see `netavark::fuzz_one`.
+pub fn netavark_input(data: &[u8]) {
+    crate::netavark::fuzz_one(data);
+}

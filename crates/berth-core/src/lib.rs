@@ -18,6 +18,7 @@ pub mod fuzzing;
 pub mod ipam;
 pub mod model;
 pub mod names;
+pub mod netavark;
 pub mod nft;
 pub mod plan;
 pub mod ports;

@@ -22,6 +22,7 @@ fn corpora_replay_without_panics() {
         + replay("cidr_and_options", cidr_and_options)
         + replay("daemon_config", daemon_config)
         + replay("api_bodies", api_bodies)
+        + replay("netavark_input", netavark_input)
         + replay("cluster_event", cluster_event);
     eprintln!("{n} corpus inputs replayed");
 }

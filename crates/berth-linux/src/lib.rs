@@ -17,6 +17,7 @@ pub mod netns;
 pub mod nfnl;
 pub mod nft;
 pub mod nsexec;
+pub mod podman_sandbox;
 pub mod ports;
 pub mod proc;
 pub mod sandbox;

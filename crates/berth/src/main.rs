@@ -5,6 +5,7 @@ mod autostart;
 mod bench;
 mod bench_cni;
 mod bench_dns;
+mod bench_podman;
 mod bench_peers;
 mod client;
 mod cmd;
@@ -125,6 +126,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Measure the embedded DNS: queries/s and latency, local and forwarded.
     BenchDns(bench_dns::BenchDnsArgs),
+    /// Measure podman's networking cost with berth as its backend and with netavark.
+    BenchPodman(bench_podman::BenchPodmanArgs),
     /// Measure berth as a CNI plugin against bridge + host-local + portmap.
     BenchCni(bench_cni::BenchCniArgs),
     /// Internal: print every record of the daemon's store (for tests).
@@ -162,6 +165,9 @@ fn main() -> ExitCode {
     if let Command::BenchDns(a) = &cli.cmd {
         return bench_dns::run(a);
     }
+    if let Command::BenchPodman(a) = &cli.cmd {
+        return bench_podman::run(a);
+    }
     if let Command::BenchCni(a) = &cli.cmd {
         return bench_cni::run(a);
     }
@@ -194,7 +200,7 @@ fn main() -> ExitCode {
                 Ok(0)
             }
             Command::BenchCni(_) => unreachable!(),
-            Command::Daemon(_) | Command::Demo(_) | Command::Bench(_) | Command::BenchDns(_) | Command::Shim { .. } => unreachable!(),
+            Command::Daemon(_) | Command::Demo(_) | Command::Bench(_) | Command::BenchDns(_) | Command::BenchPodman(_) | Command::Shim { .. } => unreachable!(),
         }
     });
     match result {
