@@ -174,10 +174,9 @@ pub enum PortPlan {
     /// walk stays one entry long however many containers there are.
     BridgePort { bridge: String, host_mac: String },
     /// No host end: the container's interface is a macvlan child of
-    /// `parent` in bridge mode, made in the host namespace under the
-    /// endpoint's host name and moved into the container:
-    /// `ip link add HOST link PARENT type macvlan mode bridge; ip link set
-    /// HOST netns NS name IFNAME`.
+    /// `parent` in bridge mode, made directly inside the container's
+    /// namespace under its final name: `ip link add link PARENT name
+    /// IFNAME netns NS address MAC type macvlan mode bridge`.
     Macvlan { parent: String },
 }
 

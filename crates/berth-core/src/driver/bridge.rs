@@ -14,15 +14,7 @@ pub struct BridgePlanner;
 /// A veth pair whose host end is a port of `bridge` (bridge and overlay
 /// networks attach containers the same way).
 pub fn bridge_endpoint(net: &Network, bridge: &str, ep: &Endpoint, routes: DefaultRoutes) -> EndpointPlan {
-    EndpointPlan {
-        host_ifname: ep.host_ifname.clone(),
-        ifname: ep.ifname.clone(),
-        mac: ep.mac.clone(),
-        addresses: ep.addresses.iter().map(|a| a.addr).collect(),
-        default_gateways: super::default_gateways(ep, routes),
-        mtu: net.mtu,
-        port: PortPlan::BridgePort { bridge: bridge.to_string(), host_mac: bridge_mac(&net.id) },
-    }
+    super::endpoint_with(net, ep, routes, PortPlan::BridgePort { bridge: bridge.to_string(), host_mac: bridge_mac(&net.id) })
 }
 
 impl Planner for BridgePlanner {

@@ -28,15 +28,7 @@ impl Planner for MacvlanPlanner {
     }
 
     fn endpoint(&self, net: &Network, ep: &Endpoint, routes: DefaultRoutes) -> EndpointPlan {
-        EndpointPlan {
-            host_ifname: ep.host_ifname.clone(),
-            ifname: ep.ifname.clone(),
-            mac: ep.mac.clone(),
-            addresses: ep.addresses.iter().map(|a| a.addr).collect(),
-            default_gateways: super::default_gateways(ep, routes),
-            mtu: net.mtu,
-            port: PortPlan::Macvlan { parent: parent(net).to_string() },
-        }
+        super::endpoint_with(net, ep, routes, PortPlan::Macvlan { parent: parent(net).to_string() })
     }
 
     fn elements(&self, _net: &Network) -> BTreeSet<Element> {

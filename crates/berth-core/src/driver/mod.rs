@@ -40,6 +40,20 @@ fn default_gateways(ep: &Endpoint, routes: DefaultRoutes) -> Vec<IpAddr> {
     ep.addresses.iter().filter_map(|a| a.gateway).filter(|g| if g.is_ipv6() { routes.v6 } else { routes.v4 }).collect()
 }
 
+/// An endpoint's plan with the given attachment to its network: what
+/// every driver shares (names, MAC, addresses, default routes, MTU).
+fn endpoint_with(net: &Network, ep: &Endpoint, routes: DefaultRoutes, port: crate::plan::PortPlan) -> EndpointPlan {
+    EndpointPlan {
+        host_ifname: ep.host_ifname.clone(),
+        ifname: ep.ifname.clone(),
+        mac: ep.mac.clone(),
+        addresses: ep.addresses.iter().map(|a| a.addr).collect(),
+        default_gateways: default_gateways(ep, routes),
+        mtu: net.mtu,
+        port,
+    }
+}
+
 /// The planner of a network's driver.
 pub fn planner(driver: &Driver) -> &'static dyn Planner {
     match driver {
