@@ -103,7 +103,13 @@ fn api_bad_requests_change_nothing() {
         ("POST", "/networks/create", br#"{"Name":"x","Options":{"bridge_name":"eth0;reboot"}}"#.to_vec(), "not a valid interface name"),
         ("POST", "/networks/create", br#"{"Name":"x","Options":{"bridge_name":"berth0"}}"#.to_vec(), "already used by network berth0"),
         ("POST", "/networks/create", br#"{"Name":"a/b"}"#.to_vec(), "invalid name"),
-        ("POST", "/networks/create", br#"{"Name":"x","Driver":"overlay"}"#.to_vec(), "unknown driver"),
+        ("POST", "/networks/create", br#"{"Name":"x","Driver":"ipvlan"}"#.to_vec(), "unknown driver"),
+        // Single host: an overlay is refused, saying what it needs.
+        ("POST", "/networks/create", br#"{"Name":"x","Driver":"overlay"}"#.to_vec(), "need a cluster store"),
+        // A macvlan network needs its parent and the LAN's subnet.
+        ("POST", "/networks/create", br#"{"Name":"x","Driver":"macvlan","IPAM":{"Config":[{"Subnet":"192.168.77.0/24"}]}}"#.to_vec(), "-o parent=IFACE"),
+        ("POST", "/networks/create", br#"{"Name":"x","Driver":"macvlan","Options":{"parent":"eth0"}}"#.to_vec(), "give the LAN's subnet"),
+        ("POST", "/networks/create", br#"{"Name":"x","Options":{"vni":"5"}}"#.to_vec(), "applies to overlay networks only"),
         ("POST", "/networks/create", br#"{"Name":"x","IPAM":{"Config":[{"Subnet":"10.1.0.0/16"},{"Subnet":"10.2.0.0/16"}]}}"#.to_vec(), "more than one IPv4 subnet"),
         ("POST", "/networks/create", br#"{"Name":"x","IPAM":{"Config":[{"Subnet":"fe80::/64"}]}}"#.to_vec(), "link-local range"),
         ("POST", "/networks/create", br#"{"Name":"x","EnableIPv6":true,"IPAM":{"Config":[{"Subnet":"fd00:9::/64","Gateway":"fd00:8::1"}]}}"#.to_vec(), "is not in subnet"),
