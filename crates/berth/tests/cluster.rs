@@ -166,7 +166,7 @@ fn hundred_containers_at_once_get_distinct_addresses() {
 
 #[test]
 fn a_host_gone_others_converge_within_the_ttl() {
-    let Some(mut c) = Cluster::with(Opts { hosts: 3, ttl: 3, grace: 5, extra: vec![] }) else { return };
+    let Some(mut c) = Cluster::with(Opts { hosts: 3, ttl: 3, grace: 8, extra: vec![] }) else { return };
     overlay(&c, "ov", &["--subnet", "10.206.0.0/16"]);
     c.h(0).run("a", &["--network", "ov"], "sleep 100000");
     c.h(2).server("gone", &["--network", "ov"], 80);
@@ -175,18 +175,24 @@ fn a_host_gone_others_converge_within_the_ttl() {
     // The whole host: daemon killed, namespace (and its containers) deleted.
     let pid = c.h(2).daemon_pid();
     sh(&format!("kill -9 {pid}; ip netns pids h2 | xargs -r kill -9; ip netns del h2"));
-    // Its tunnel entries go within the TTL of its last keep-alive (plus
-    // etcd's 0.5 s expiry tick); its names with them (a lookup of a name
-    // nobody has is forwarded upstream, which takes dig a moment to see fail).
-    let limit = Duration::from_millis(c.ttl * 1000 + 1000);
+    // Its tunnel entries go within the TTL of its last keep-alive, plus
+    // etcd's expiry tick (0.5 s) and the watch and kernel's share (measured
+    // 2.4-3.9 s on a loaded 2-core CI machine with a 3 s TTL).
+    let limit = Duration::from_millis(c.ttl * 1000 + 2000);
     let took = c.within(limit, "host 0 drops host 2's routes", |c| c.h(0).tunnel_routes().len() == 1);
     eprintln!("host 2 gone: host 0 dropped its routes {took:?} later (ttl {} s)", c.ttl);
-    c.eventually("host 0 drops host 2's names", |c| c.h(0).dig("a", "gone").is_empty());
-    let nodes = c.h(1).ok(&["node", "ls"]);
-    assert!(nodes.lines().any(|l| l.starts_with("host-2") && l.contains("down")), "{nodes}");
-    // Its blocks wait out the grace, then go back to the pool.
+    // While its grace runs (8 s from its last keep-alive, 5 s after the
+    // liveness lease's) it is listed as down and its blocks are kept; after
+    // it, it is forgotten, so these come before anything slow.
+    // Each host hears of it on its own watch: host 1 within moments of host 0.
+    let down = |c: &Cluster| c.h(1).ok(&["node", "ls"]).lines().any(|l| l.starts_with("host-2") && l.contains("down"));
+    c.within(Duration::from_secs(2), "host 1 lists host-2 as down", down);
     assert!(c.etcd_keys("/berth/v1/blocks/").len() == 3, "blocks kept during the grace");
-    c.within(Duration::from_secs(10), "host 2's block freed after the grace", |c| c.etcd_keys("/berth/v1/blocks/").len() == 2);
+    // Its names go with its routes (a lookup of a name nobody has is
+    // forwarded upstream, which takes dig a moment to see fail).
+    c.eventually("host 0 drops host 2's names", |c| c.h(0).dig("a", "gone").is_empty());
+    // Its blocks wait out the grace, then go back to the pool.
+    c.within(Duration::from_secs(12), "host 2's block freed after the grace", |c| c.etcd_keys("/berth/v1/blocks/").len() == 2);
     // Host 1 comes back after a restart within the grace with its block.
     let before = c.etcd_keys("/berth/v1/blocks/");
     c.hosts[1].stop_daemon(true);
