@@ -23,11 +23,19 @@
 //! are built by the pure functions at the top, tested byte for byte.
 //!
 //! The socket is opened inside the container's namespace and stays bound
-//! to the interface there, so it can be used from any thread afterwards:
-//! the frames are sent once as soon as the endpoint is up (see
-//! `LinuxKernel::try_add_endpoint`) and once more a little later from one
-//! background thread ([`repeat_later`]), never delaying the request.
-//! Failures are logged and never fail a request.
+//! to the interface there, so it can be used from any thread afterwards.
+//! Cost: a broadcast on a bridge is processed by every container of the
+//! network, in the sender's context (the bridge floods it synchronously):
+//! sent by the request, it would make an attach cost grow with the number
+//! of containers (2 x N packet receptions; measured here, ~0.07 ms with
+//! 20 containers, ~0.36 ms with 100, ~15 ms with 400 on a loaded 2-core
+//! VM). So the request itself only sends the announcements unicast to the
+//! bridge (the host: what reaches published ports, the DNS resolver, host
+//! clients), one reception each, before it returns; the broadcast ones
+//! (for the other containers, and the LAN of a macvlan endpoint) go out at
+//! once from one background thread ([`flood`]), and again a little later
+//! (see [`Round`]); never delaying the request. Failures are logged and
+//! never fail a request.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -65,14 +73,22 @@ const NA_FLAG_OVERRIDE: u8 = 0x20;
 /// ff02::1, the all-nodes multicast address.
 pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 
+/// The Ethernet broadcast address.
+pub const BROADCAST: Mac = [0xff; 6];
+/// The MAC of ff02::1 (RFC 2464 §7: 33:33 and the address's low 32 bits).
+pub const ALL_NODES_MAC: Mac = [0x33, 0x33, 0, 0, 0, 1];
+
 /// A gratuitous ARP (an ARP announcement, RFC 5227 §3): an ARP request
-/// from `mac` asking for `ip` with `ip` as its sender address, to the
-/// broadcast address. The target hardware address is zero, as in the
-/// kernel's own (`arp_send` with no target MAC).
-pub fn gratuitous_arp(mac: Mac, ip: Ipv4Addr) -> [u8; ARP_FRAME_LEN] {
+/// from `mac` asking for `ip` with `ip` as its sender address, in a frame
+/// to `dst` ([`BROADCAST`], or one neighbour's MAC). The target hardware
+/// address is zero, as in the kernel's own (`arp_send` with no target
+/// MAC). Linux takes it as an update of an entry it has for `ip` whoever
+/// it is addressed to (`arp_is_garp`: sender and target the same unicast
+/// address), and creates none.
+pub fn gratuitous_arp(dst: Mac, mac: Mac, ip: Ipv4Addr) -> [u8; ARP_FRAME_LEN] {
     let mut f = [0u8; ARP_FRAME_LEN];
     // Ethernet: destination, source, type.
-    f[0..6].copy_from_slice(&[0xff; 6]);
+    f[0..6].copy_from_slice(&dst);
     f[6..12].copy_from_slice(&mac);
     f[12..14].copy_from_slice(&ETH_P_ARP.to_be_bytes());
     // ARP (RFC 826): hardware type Ethernet (1), protocol type IPv4,
@@ -91,15 +107,16 @@ pub fn gratuitous_arp(mac: Mac, ip: Ipv4Addr) -> [u8; ARP_FRAME_LEN] {
 
 /// An unsolicited Neighbor Advertisement (RFC 4861 §4.4, §7.2.6) for `ip`
 /// at `mac`: from `ip` itself (berth's container interfaces have no
-/// link-local address) to all nodes (ff02::1, MAC 33:33:00:00:00:01),
-/// hop limit 255, flags Override set and Solicited and Router clear, with
-/// the Target Link-Layer Address option.
-pub fn unsolicited_na(mac: Mac, ip: Ipv6Addr) -> [u8; NA_FRAME_LEN] {
+/// link-local address) to all nodes (ff02::1), hop limit 255, flags
+/// Override set and Solicited and Router clear, with the Target
+/// Link-Layer Address option; in a frame to `dst` ([`ALL_NODES_MAC`], or
+/// one neighbour's MAC: the packet is the same, only that neighbour
+/// receives it).
+pub fn unsolicited_na(dst: Mac, mac: Mac, ip: Ipv6Addr) -> [u8; NA_FRAME_LEN] {
     let mut f = [0u8; NA_FRAME_LEN];
-    let dst = ALL_NODES.octets();
-    // Ethernet: the all-nodes group's MAC (RFC 2464 §7: 33:33 and the low
-    // 32 bits of the address).
-    f[0..6].copy_from_slice(&[0x33, 0x33, dst[12], dst[13], dst[14], dst[15]]);
+    let all_nodes = ALL_NODES.octets();
+    // Ethernet: destination, source, type.
+    f[0..6].copy_from_slice(&dst);
     f[6..12].copy_from_slice(&mac);
     f[12..14].copy_from_slice(&ETH_P_IPV6.to_be_bytes());
     // IPv6: version 6, traffic class 0, flow label 0; payload length;
@@ -110,7 +127,7 @@ pub fn unsolicited_na(mac: Mac, ip: Ipv6Addr) -> [u8; NA_FRAME_LEN] {
     ip6[6] = IPPROTO_ICMPV6;
     ip6[7] = 255;
     ip6[8..24].copy_from_slice(&ip.octets());
-    ip6[24..40].copy_from_slice(&dst);
+    ip6[24..40].copy_from_slice(&all_nodes);
     // ICMPv6: type, code 0, checksum (below), flags and 29 reserved bits,
     // the target address, then the option: type, length in units of 8
     // octets, the MAC.
@@ -148,15 +165,51 @@ pub fn icmpv6_checksum(src: &Ipv6Addr, dst: &Ipv6Addr, msg: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// The frames announcing `addrs` at `mac`, IPv4 and IPv6 in their order.
-pub fn frames(mac: Mac, addrs: &[IpAddr]) -> Vec<Vec<u8>> {
+/// The frames announcing `addrs` at `mac`, IPv4 and IPv6 in their order:
+/// to every node of the link (`to` None), or to the neighbour `to` only.
+pub fn frames(to: Option<Mac>, mac: Mac, addrs: &[IpAddr]) -> Vec<Vec<u8>> {
     addrs
         .iter()
         .map(|a| match a {
-            IpAddr::V4(v) => gratuitous_arp(mac, *v).to_vec(),
-            IpAddr::V6(v) => unsolicited_na(mac, *v).to_vec(),
+            IpAddr::V4(v) => gratuitous_arp(to.unwrap_or(BROADCAST), mac, *v).to_vec(),
+            IpAddr::V6(v) => unsolicited_na(to.unwrap_or(ALL_NODES_MAC), mac, *v).to_vec(),
         })
         .collect()
+}
+
+/// The sends of one endpoint's announcements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Round {
+    /// By the request, before it returns: to the bridge alone (the host).
+    Bridge,
+    /// From the background, at once: to every node of the link.
+    All,
+    /// From the background, [`REPEAT_AFTER`] later: ARP to every node
+    /// again; NAs to the bridge alone when there is one. On a bridge whose
+    /// ports are in hairpin mode (berth's are, for hairpin NAT), a flood
+    /// also goes back out of the port it came from: the endpoint receives
+    /// its own NA, and the kernel logs it ("NA: ... advertised our address
+    /// ... on eth0!", rate-limited). Once per address is the price of
+    /// telling the other containers; not twice. (Its own gratuitous ARP it
+    /// drops silently; a macvlan child is never sent its own broadcasts.)
+    Again,
+}
+
+/// The frames of `round` for `addrs` at `mac`, the bridge's MAC being
+/// `bridge` (None: the endpoint is not a bridge port).
+pub fn round_frames(round: Round, mac: Mac, addrs: &[IpAddr], bridge: Option<Mac>) -> Vec<Vec<u8>> {
+    match (round, bridge) {
+        (Round::Bridge, None) => Vec::new(),
+        (Round::Bridge, Some(b)) => frames(Some(b), mac, addrs),
+        (Round::All, _) | (Round::Again, None) => frames(None, mac, addrs),
+        (Round::Again, Some(b)) => addrs
+            .iter()
+            .map(|a| match a {
+                IpAddr::V4(v) => gratuitous_arp(BROADCAST, mac, *v).to_vec(),
+                IpAddr::V6(v) => unsolicited_na(b, mac, *v).to_vec(),
+            })
+            .collect(),
+    }
 }
 
 /// `aa:bb:cc:dd:ee:ff` (either case) as six bytes.
@@ -181,13 +234,16 @@ pub fn parse_mac(s: &str) -> Option<Mac> {
 const PACKET_QDISC_BYPASS: libc::c_int = 20;
 
 /// The announcements of one endpoint, ready to send: an `AF_PACKET`
-/// socket bound to the interface (in the namespace it was opened in) and
-/// the frames.
+/// socket bound to the interface (in the namespace it was opened in), the
+/// interface's MAC and addresses, and the bridge's MAC if it is a bridge
+/// port.
 #[derive(Debug)]
 pub struct Announcer {
     fd: OwnedFd,
     ifname: String,
-    frames: Vec<Vec<u8>>,
+    mac: Mac,
+    addrs: Vec<IpAddr>,
+    bridge: Option<Mac>,
 }
 
 impl Announcer {
@@ -233,15 +289,25 @@ impl Announcer {
         if r != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(Some(Announcer { fd, ifname: ifname.to_string(), frames: frames(mac, &addrs) }))
+        Ok(Some(Announcer { fd, ifname: ifname.to_string(), mac, addrs, bridge: None }))
     }
 
-    /// Sends every frame once, on the interface the socket is bound to
-    /// (once that interface is gone, every send fails with ENXIO). The
-    /// first error, after trying them all.
-    pub fn send(&self) -> io::Result<()> {
+    /// The interface is a port of the bridge of MAC `bridge` (see [`Round`]).
+    pub fn on_bridge(self, bridge: Option<Mac>) -> Announcer {
+        Announcer { bridge, ..self }
+    }
+
+    /// Sends `round`'s frames once (see [`round_frames`]).
+    pub fn send_round(&self, round: Round) -> io::Result<()> {
+        self.send(&round_frames(round, self.mac, &self.addrs, self.bridge))
+    }
+
+    /// Sends `frames` on the interface the socket is bound to (once that
+    /// interface is gone, every send fails with ENXIO). The first error,
+    /// after trying them all.
+    fn send(&self, frames: &[Vec<u8>]) -> io::Result<()> {
         let mut first = Ok(());
-        for f in &self.frames {
+        for f in frames {
             // SAFETY: valid fd and buffer.
             let n = unsafe { libc::send(self.fd.as_raw_fd(), f.as_ptr().cast(), f.len(), 0) };
             if n < 0 && first.is_ok() {
@@ -251,44 +317,98 @@ impl Announcer {
         first
     }
 
-    /// [`send`](Self::send), failures logged (never returned).
-    pub fn send_logged(&self, when: &str) {
-        match self.send() {
-            Ok(()) => tracing::trace!("{}: {} address announcement(s) sent ({when})", self.ifname, self.frames.len()),
-            Err(e) => tracing::debug!("{}: announcing its addresses ({when}): {e}", self.ifname),
+    /// [`send_round`](Self::send_round), its failure logged (an endpoint
+    /// removed meanwhile: ENXIO), never returned.
+    pub fn send_logged(&self, round: Round) {
+        match self.send_round(round) {
+            Ok(()) => tracing::trace!("{}: addresses announced ({round:?})", self.ifname),
+            Err(e) => tracing::debug!("{}: announcing its addresses ({round:?}): {e}", self.ifname),
         }
     }
 }
 
-/// How long after the first announcement the second one goes out.
+/// How long after the first announcement from the background the second
+/// goes out.
 pub const REPEAT_AFTER: Duration = Duration::from_millis(200);
 
-/// Sends `a`'s frames again [`REPEAT_AFTER`] from now, on a background
+/// An announcer waiting in [`flood`]'s queue: `round` due at `at`
+/// (ordered by `at`, then by arrival).
+struct Due {
+    at: Instant,
+    seq: u64,
+    round: Round,
+    a: Announcer,
+}
+
+impl PartialEq for Due {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Due {}
+impl PartialOrd for Due {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Due {
+    /// Reversed: the earliest is the greatest, on top of the heap.
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// Sends `a`'s rounds [`Round::All`] now and [`Round::Again`]
+/// [`REPEAT_AFTER`] later, then closes its socket: on one background
 /// thread shared by every endpoint (started on first use; it never enters
-/// a namespace: the socket is bound already), then closes the socket.
-pub fn repeat_later(a: Announcer) {
-    static LATER: OnceLock<Option<mpsc::Sender<(Instant, Announcer)>>> = OnceLock::new();
-    let tx = LATER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<(Instant, Announcer)>();
-        let started = std::thread::Builder::new().name("berth-announce".into()).spawn(move || {
-            // One delay for all: the queue is in time order.
-            for (at, a) in rx {
-                if let Some(wait) = at.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
-                a.send_logged("again");
-            }
-        });
+/// a namespace, the socket is bound already), so that no request waits
+/// for the bridge to deliver the broadcasts to every container.
+pub fn flood(a: Announcer) {
+    static QUEUE: OnceLock<Option<mpsc::Sender<Announcer>>> = OnceLock::new();
+    let tx = QUEUE.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Announcer>();
+        let started = std::thread::Builder::new().name("berth-announce".into()).spawn(move || flood_loop(rx));
         match started {
             Ok(_) => Some(tx),
             Err(e) => {
-                tracing::warn!("no thread to repeat address announcements ({e}): each is sent once");
+                tracing::warn!("no thread for address announcements ({e}): only the host is told of a new endpoint's addresses");
                 None
             }
         }
     });
     if let Some(tx) = tx {
-        let _ = tx.send((Instant::now() + REPEAT_AFTER, a));
+        let _ = tx.send(a);
+    }
+}
+
+fn flood_loop(rx: mpsc::Receiver<Announcer>) {
+    let mut queue = std::collections::BinaryHeap::<Due>::new();
+    let mut seq = 0u64;
+    loop {
+        let next = match queue.peek() {
+            None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            Some(d) => rx.recv_timeout(d.at.saturating_duration_since(Instant::now())),
+        };
+        match next {
+            Ok(a) => {
+                seq += 1;
+                queue.push(Due { at: Instant::now(), seq, round: Round::All, a });
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // Every sender gone (never, the sender is static): finish.
+            Err(mpsc::RecvTimeoutError::Disconnected) if queue.is_empty() => return,
+            Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(queue.peek().map(|d| d.at.saturating_duration_since(Instant::now())).unwrap_or_default()),
+        }
+        let now = Instant::now();
+        while queue.peek().is_some_and(|d| d.at <= now) {
+            let mut d = queue.pop().expect("peeked");
+            d.a.send_logged(d.round);
+            if d.round == Round::All {
+                d.round = Round::Again;
+                d.at = now + REPEAT_AFTER;
+                queue.push(d);
+            }
+        }
     }
 }
 
@@ -340,6 +460,7 @@ mod tests {
     use super::*;
 
     const MAC: Mac = [0x02, 0x42, 0x0a, 0x4d, 0x00, 0x05];
+    const BRIDGE: Mac = [0x02, 0x42, 0x00, 0x77, 0x00, 0x01];
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
@@ -348,7 +469,7 @@ mod tests {
 
     #[test]
     fn gratuitous_arp_layout() {
-        let f = gratuitous_arp(MAC, Ipv4Addr::new(10, 77, 0, 5));
+        let f = gratuitous_arp(BROADCAST, MAC, Ipv4Addr::new(10, 77, 0, 5));
         let want = hex(
             "ffffffffffff 02420a4d0005 0806
              0001 0800 06 04 0001
@@ -357,12 +478,16 @@ mod tests {
         );
         assert_eq!(f.to_vec(), want);
         assert_eq!(f.len(), ARP_FRAME_LEN);
+        // To one neighbour: only the Ethernet destination differs.
+        let to = gratuitous_arp(BRIDGE, MAC, Ipv4Addr::new(10, 77, 0, 5));
+        assert_eq!(to[..6], BRIDGE);
+        assert_eq!(to[6..], want[6..]);
     }
 
     #[test]
     fn neighbour_advertisement_layout() {
         let ip: Ipv6Addr = "fd00:77::5".parse().unwrap();
-        let f = unsolicited_na(MAC, ip);
+        let f = unsolicited_na(ALL_NODES_MAC, MAC, ip);
         // The checksum (0x4f12) was computed independently (a few lines of
         // Python over the pseudo-header and the message below); the kernel,
         // which drops NAs with a wrong one, accepts these (tests/announce.rs).
@@ -377,6 +502,11 @@ mod tests {
         );
         assert_eq!(f.to_vec(), want, "{:02x?}", &f[54..58]);
         assert_eq!(f.len(), NA_FRAME_LEN);
+        // To one neighbour: the same packet (to ff02::1), only the
+        // Ethernet destination differs.
+        let to = unsolicited_na(BRIDGE, MAC, ip);
+        assert_eq!(to[..6], BRIDGE);
+        assert_eq!(to[6..], want[6..]);
     }
 
     #[test]
@@ -385,7 +515,7 @@ mod tests {
         for ip in ["fd00:77::5", "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", "fe80::1"] {
             let ip: Ipv6Addr = ip.parse().unwrap();
             for mac in [MAC, [0xff; 6], [0; 6]] {
-                let f = unsolicited_na(mac, ip);
+                let f = unsolicited_na(ALL_NODES_MAC, mac, ip);
                 assert_eq!(icmpv6_checksum(&ip, &ALL_NODES, &f[54..]), 0, "{ip} {mac:02x?}");
             }
         }
@@ -400,9 +530,43 @@ mod tests {
     #[test]
     fn frames_follow_the_addresses() {
         let addrs: Vec<IpAddr> = vec!["10.77.0.5".parse().unwrap(), "fd00:77::5".parse().unwrap()];
-        let f = frames(MAC, &addrs);
+        let f = frames(None, MAC, &addrs);
         assert_eq!(f.iter().map(Vec::len).collect::<Vec<_>>(), vec![ARP_FRAME_LEN, NA_FRAME_LEN]);
-        assert!(frames(MAC, &[]).is_empty());
+        assert_eq!((&f[0][..6], &f[1][..6]), (&BROADCAST[..], &ALL_NODES_MAC[..]));
+        let f = frames(Some(BRIDGE), MAC, &addrs);
+        assert_eq!((&f[0][..6], &f[1][..6]), (&BRIDGE[..], &BRIDGE[..]));
+        assert!(frames(None, MAC, &[]).is_empty());
+    }
+
+    #[test]
+    fn rounds() {
+        let addrs: Vec<IpAddr> = vec!["10.77.0.5".parse().unwrap(), "fd00:77::5".parse().unwrap()];
+        let dsts = |r, b| round_frames(r, MAC, &addrs, b).iter().map(|f| <Mac>::try_from(&f[..6]).unwrap()).collect::<Vec<_>>();
+        // A bridge port: the bridge first; everyone; then ARP to everyone
+        // and the NA to the bridge only.
+        assert_eq!(dsts(Round::Bridge, Some(BRIDGE)), vec![BRIDGE, BRIDGE]);
+        assert_eq!(dsts(Round::All, Some(BRIDGE)), vec![BROADCAST, ALL_NODES_MAC]);
+        assert_eq!(dsts(Round::Again, Some(BRIDGE)), vec![BROADCAST, BRIDGE]);
+        // Not a bridge port (macvlan): everyone, twice.
+        assert!(dsts(Round::Bridge, None).is_empty());
+        assert_eq!(dsts(Round::All, None), vec![BROADCAST, ALL_NODES_MAC]);
+        assert_eq!(dsts(Round::Again, None), vec![BROADCAST, ALL_NODES_MAC]);
+        // The same packets whatever the destination.
+        let all = round_frames(Round::All, MAC, &addrs, None);
+        let bridge = round_frames(Round::Bridge, MAC, &addrs, Some(BRIDGE));
+        assert!(all.iter().zip(&bridge).all(|(a, b)| a[6..] == b[6..]));
+    }
+
+    #[test]
+    fn queue_order() {
+        let t = Instant::now();
+        let open = || Announcer { fd: std::fs::File::open("/dev/null").unwrap().into(), ifname: String::new(), mac: MAC, addrs: vec![], bridge: None };
+        let mut q = std::collections::BinaryHeap::new();
+        for (at, seq) in [(5, 1), (0, 3), (5, 0), (1, 2)] {
+            q.push(Due { at: t + Duration::from_millis(at), seq, round: Round::All, a: open() });
+        }
+        let order: Vec<u64> = std::iter::from_fn(|| q.pop().map(|d| d.seq)).collect();
+        assert_eq!(order, vec![3, 2, 0, 1], "earliest first, then in arrival order");
     }
 
     #[test]

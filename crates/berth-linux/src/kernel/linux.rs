@@ -24,8 +24,9 @@ use crate::{nft, sysctl};
 pub struct LinuxKernel {
     pool: Mutex<Vec<RtSocket>>,
     reaper: Reaper,
-    /// Bridge name → ifindex (checked on use: a stale entry is refreshed).
-    bridges: Mutex<HashMap<String, u32>>,
+    /// Bridge name → ifindex and MAC (checked on use: a stale entry is
+    /// refreshed).
+    bridges: Mutex<HashMap<String, (u32, Option<announce::Mac>)>>,
     /// Socket translation, when on. Any error turns it off for good (the
     /// programs detach when it is dropped): the nft rules alone are always
     /// correct, a translation map out of step with them would not be.
@@ -147,16 +148,18 @@ impl LinuxKernel {
 }
 
 impl LinuxKernel {
-    /// The bridge's ifindex. Cached: a veth request naming a vanished index
-    /// fails with ENODEV and the next call looks the name up again.
-    fn bridge_index(&self, s: &mut RtSocket, name: &str) -> Result<u32> {
+    /// The bridge's ifindex and MAC. Cached: a veth request naming a
+    /// vanished index fails with ENODEV and the next call looks the name
+    /// up again.
+    fn bridge_index(&self, s: &mut RtSocket, name: &str) -> Result<(u32, Option<announce::Mac>)> {
         if let Some(i) = self.bridges.lock().unwrap().get(name) {
             return Ok(*i);
         }
         let br = netlink::link_index(s, name)?
             .ok_or_else(|| LinuxError::kernel(format!("ip link show {name}"), std::io::Error::from_raw_os_error(libc::ENODEV)))?;
-        self.bridges.lock().unwrap().insert(name.to_string(), br.index);
-        Ok(br.index)
+        let entry = (br.index, br.mac.as_deref().and_then(announce::parse_mac));
+        self.bridges.lock().unwrap().insert(name.to_string(), entry);
+        Ok(entry)
     }
 
     /// The container side runs on its own thread (it enters the namespace),
@@ -168,13 +171,15 @@ impl LinuxKernel {
     /// Once both ends are up, the endpoint's addresses are announced (see
     /// `crate::announce`): the container side waits for its IPv6
     /// addresses to be usable (`wait_ipv6_local`), opens the socket in its
-    /// namespace and hands it back, and this thread sends on it as soon as
-    /// the bridge forwards from the port (frames sent earlier are dropped).
+    /// namespace and hands it back, and this thread sends on it, to the
+    /// bridge, as soon as the bridge forwards from the port (frames sent
+    /// earlier are dropped); the broadcasts follow from the background.
     fn try_add_endpoint(&self, ns: &NsRef, plan: &EndpointPlan) -> Result<()> {
         let netns = Netns::open(&ns.path())?;
         let (go_tx, go_rx) = std::sync::mpsc::channel::<bool>();
         let bridge = plan.bridge().to_string();
         let PortPlan::BridgePort { host_mac, .. } = &plan.port else { return self.add_macvlan_endpoint(&netns, plan) };
+        let mut bridge_mac = None;
         let (host, inner) = std::thread::scope(|scope| {
             let inner = netns.spawn_in(scope, move || -> Result<Option<Announcer>> {
                 let mut s = RtSocket::open()?;
@@ -201,7 +206,8 @@ impl LinuxKernel {
                 Ok(open_announcer(&eth, plan))
             });
             let host = self.with_sock(|s| {
-                let br = self.bridge_index(s, &bridge)?;
+                let (br, mac) = self.bridge_index(s, &bridge)?;
+                bridge_mac = mac;
                 netlink::add_veth_into_netns(s, &plan.host_ifname, host_mac, &plan.ifname, &plan.mac, netns.fd(), plan.mtu, br)?;
                 // The container's end exists: its side can be configured
                 // while this one brings the port up.
@@ -231,23 +237,29 @@ impl LinuxKernel {
             }
         };
         if let Some(a) = announcer {
-            self.announce_on_port(&plan.host_ifname, a);
+            // The bridge's own MAC is the ports' (berth's bridges); an
+            // adopted bridge's was read with its index.
+            let to = bridge_mac.or_else(|| announce::parse_mac(host_mac));
+            self.announce_on_port(&plan.host_ifname, to, a);
         }
         Ok(())
     }
 
-    /// Sends `a`'s announcements once bridge port `host_ifname` forwards
-    /// (the kernel enables it shortly after both ends are up), then queues
-    /// the repeat. Never fails: a port that does not forward within the
-    /// limit (or that the spanning tree holds) gets the repeat only.
-    fn announce_on_port(&self, host_ifname: &str, a: Announcer) {
-        let forwarding = self.with_sock(|s| announce::wait_port_forwarding(s, host_ifname, PORT_FORWARDING_LIMIT));
-        match forwarding {
-            Ok(true) => a.send_logged("endpoint up"),
+    /// Once bridge port `host_ifname` forwards (the kernel enables it
+    /// shortly after both ends are up), sends `a`'s announcements to the
+    /// bridge (`bridge_mac`: the host, one reception), then hands `a` to
+    /// the background for the broadcasts (every container of the network
+    /// receives those: no request waits for that). Never fails: a port
+    /// that does not forward within the limit (or that the spanning tree
+    /// holds) gets the background's only.
+    fn announce_on_port(&self, host_ifname: &str, bridge_mac: Option<announce::Mac>, a: Announcer) {
+        let a = a.on_bridge(bridge_mac);
+        match self.with_sock(|s| announce::wait_port_forwarding(s, host_ifname, PORT_FORWARDING_LIMIT)) {
+            Ok(true) => a.send_logged(announce::Round::Bridge),
             Ok(false) => tracing::debug!("{host_ifname}: not forwarding (yet); addresses announced later"),
             Err(e) => tracing::debug!("{host_ifname}: port state: {e}; addresses announced later"),
         }
-        announce::repeat_later(a);
+        announce::flood(a);
     }
 
     fn ensure_bridge(&self, plan: &BridgePlan) -> Result<()> {
@@ -449,7 +461,9 @@ impl LinuxKernel {
     /// (without an IPv6 link-local address when the endpoint has no IPv6),
     /// the default routes. If the inside fails, the child is deleted again.
     /// Then the addresses are announced from the child (up at once: it
-    /// has its parent's carrier).
+    /// has its parent's carrier), from the background (`announce::flood`:
+    /// the siblings of a macvlan child receive its broadcasts in its
+    /// sender's context, as a bridge's ports do).
     fn add_macvlan_endpoint(&self, netns: &Netns, plan: &EndpointPlan) -> Result<()> {
         let parent = plan.bridge();
         self.with_sock(|s| {
@@ -466,8 +480,7 @@ impl LinuxKernel {
                 Ok(eth) => {
                     wait_ipv6_local(&mut s, plan);
                     if let Some(a) = open_announcer(&eth, plan) {
-                        a.send_logged("endpoint up");
-                        announce::repeat_later(a);
+                        announce::flood(a);
                     }
                     Ok(())
                 }
