@@ -42,6 +42,12 @@ pub struct BenchArgs {
     /// Ports for the peers that publish one port at a time (CNI portmap mappings, docker-proxy processes).
     #[arg(long, default_value_t = 100)]
     peer_ports: usize,
+    /// Instead: the multi-host bench (bench_hosts.rs) with N hosts (3 when
+    /// no number is given): overlay convergence, throughput against a VXLAN
+    /// link made by hand, kernel objects per host at (3 hosts, 150
+    /// containers) and (20 hosts, --containers), etcd traffic per start.
+    #[arg(long, num_args = 0..=1, default_missing_value = "3", value_name = "N")]
+    hosts: Option<usize>,
 }
 
 /// (median, p95) in milliseconds.
@@ -62,7 +68,7 @@ pub(crate) fn row(label: &str, v: &[f64]) -> (f64, f64) {
     (m, p)
 }
 
-fn verdict(ok: bool) -> &'static str {
+pub(crate) fn verdict(ok: bool) -> &'static str {
     if ok {
         "met"
     } else {
@@ -104,7 +110,7 @@ fn cpu_ticks() -> (u64, u64) {
 /// (the end of a bench or of the test suite) keeps a kernel worker busy for
 /// many seconds after the command returned; measured meanwhile, every
 /// latency here is 10-30% higher.
-fn settle(what: &str) {
+pub(crate) fn settle(what: &str) {
     let t = Instant::now();
     while t.elapsed() < std::time::Duration::from_secs(60) {
         let (b0, t0) = cpu_ticks();
@@ -120,6 +126,9 @@ fn settle(what: &str) {
 }
 
 pub fn run(a: &BenchArgs) -> ExitCode {
+    if let Some(hosts) = a.hosts {
+        return crate::bench_hosts::run(&crate::bench_hosts::Opts { hosts, containers: a.containers, rounds: a.rounds as usize, throughput: !a.no_throughput });
+    }
     crate::local::run_sandboxed("bench", || async { bench(a).await.map(|()| 0) })
 }
 

@@ -5,6 +5,7 @@ mod autostart;
 mod bench;
 mod bench_cni;
 mod bench_dns;
+mod bench_hosts;
 mod bench_podman;
 mod bench_peers;
 mod client;
