@@ -78,8 +78,10 @@ impl Daemon {
         if ch.nodes || ch.blocks || ch.networks {
             self.sync_tunnels(cl);
         }
-        if ch.endpoints || ch.nodes || ch.networks {
+        if ch.nodes || ch.networks || ch.all_endpoints {
             self.sync_remote(cl);
+        } else if ch.endpoints {
+            self.sync_remote_of(cl, &ch.containers);
         }
         if ch.policies {
             self.sync_cluster_policies(cl);
@@ -157,6 +159,59 @@ impl Daemon {
         });
         match r {
             Ok(()) => *cl.remote_owners.lock().unwrap() = ids,
+            Err(e) => tracing::warn!("firewall elements of other hosts' containers: {e}"),
+        }
+    }
+
+    /// [`sync_remote`](Self::sync_remote) for the other hosts' containers
+    /// in `which` only (a watch event: one container started or gone):
+    /// their entries in the state's remote set, and the link elements of
+    /// them and of the remote containers linked with them. Hosts and
+    /// networks unchanged, so nobody else's entry can have changed.
+    fn sync_remote_of(&self, cl: &Cluster, which: &BTreeSet<(String, String)>) {
+        let me = cl.node();
+        let mut fresh = cl.view().remote_containers_of(&me, which);
+        let owners: BTreeSet<String> = {
+            let mut st = self.st();
+            for c in fresh.iter_mut() {
+                c.attachments.retain(|a| st.networks.contains_key(&a.network_id));
+            }
+            fresh.retain(|c| !c.attachments.is_empty());
+            // Remote containers' ids are their hosts' (64 hex digits): one
+            // entry per id in the remote set.
+            let old: Vec<_> = which.iter().filter_map(|(_, id)| st.remote.remove(id)).collect();
+            let mut ids: BTreeSet<String> = which.iter().map(|(_, id)| id.clone()).collect();
+            for c in fresh {
+                st.remote.insert(c.id.clone(), c);
+            }
+            let st = &*st;
+            for c in old.iter().chain(ids.clone().iter().filter_map(|id| st.remote.get(id))) {
+                ids.extend(related(st, c).into_iter().filter(|r| st.remote.contains_key(&r.id)).map(|r| r.id.clone()));
+            }
+            ids
+        };
+        let r = self.fw.sync(self.kernel.as_ref(), || {
+            let st = self.st();
+            owners
+                .iter()
+                .map(|id| {
+                    let want = st.remote.get(id).map(|c| container_elements(c, &related(&st, c), &[])).unwrap_or_default();
+                    (remote_owner(id), want)
+                })
+                .collect()
+        });
+        match r {
+            Ok(()) => {
+                let st = self.st();
+                let mut known = cl.remote_owners.lock().unwrap();
+                for id in &owners {
+                    if st.remote.contains_key(id) {
+                        known.insert(remote_owner(id));
+                    } else {
+                        known.remove(&remote_owner(id));
+                    }
+                }
+            }
             Err(e) => tracing::warn!("firewall elements of other hosts' containers: {e}"),
         }
     }
