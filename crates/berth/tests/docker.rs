@@ -53,3 +53,100 @@ fn dk_network_run_publish_names_and_rm() {
     assert!(!after.contains("bth"), "berth's bridge or veths are left:\n{after}");
     let _ = before;
 }
+
+/// `berth port NAME [PORT]` lines, once berth knows the container by its Docker name.
+fn berth_port(b: &DockerBox, name: &str, port: &str) -> String {
+    b.eventually(&format!("berth knows {name} by its Docker name"), || b.s.berth(&["inspect", name]).status.success());
+    b.s.ok(&["port", name, port]).trim().to_string()
+}
+
+fn host_port(line: &str) -> u16 {
+    line.rsplit(':').next().unwrap().parse().unwrap_or_else(|_| panic!("no port in {line:?}"))
+}
+
+#[test]
+fn dk_ports_of_every_kind_by_docker_name() {
+    let Some(b) = DockerBox::new(false) else { return };
+    b.s.outside(&[]);
+    b.network("dn2", &["--subnet", "10.67.0.0/24"]);
+    b.httpd("web1", &["--network", "dn2", "-p", "127.0.0.1::81", "-p", "5353:53/udp", "-p", "20000-20004:20000-20004"], &[81, 20002]);
+    b.httpd("web2", &["--network", "dn2", "--expose", "7000", "-P"], &[7000]);
+    // Docker's names in berth.
+    let loopback = berth_port(&b, "web1", "81");
+    assert!(loopback.starts_with("127.0.0.1:"), "{loopback}");
+    assert_eq!(b.s.ok(&["port", "web1", "53/udp"]).trim(), "0.0.0.0:5353");
+    let all = b.s.ok(&["port", "web1"]);
+    for p in 20000..=20004 {
+        assert!(all.contains(&format!("{p}/tcp -> 0.0.0.0:{p}")), "{all}");
+    }
+    b.eventually("web2 by its Docker name", || b.s.berth(&["inspect", "web2"]).status.success());
+    let ps = b.s.ok(&["ps"]);
+    assert!(ps.contains("web1") && ps.contains("web2"), "{ps}");
+    // 127.0.0.1::81: a port berth picked, for the host only.
+    let lp = host_port(&loopback);
+    assert_eq!(curl(None, &format!("http://127.0.0.1:{lp}/index.html")).as_deref(), Some(HELLO));
+    assert_eq!(curl(Some("outside"), &format!("http://10.99.0.1:{lp}/index.html")), None, "a 127.0.0.1 port from another machine");
+    // A port of a range, from another machine and from another container (hairpin).
+    assert_eq!(curl(Some("outside"), "http://10.99.0.1:20002/index.html").as_deref(), Some(HELLO));
+    assert_eq!(get(&b, "web2", "10.99.0.1", 20002).as_deref(), Some(HELLO), "from a container through the host's address");
+    // -P: the exposed port on a port berth picked.
+    let pp = host_port(&berth_port(&b, "web2", "7000"));
+    assert_eq!(curl(Some("outside"), &format!("http://10.99.0.1:{pp}/index.html")).as_deref(), Some(HELLO));
+    // dockerd 20.10 cannot show a plugin's ports (see the README).
+    assert_eq!(b.ok(&["port", "web1"]), "");
+    assert!(!common::ok("pgrep -x docker-proxy"), "a docker-proxy runs");
+    // rm -f takes the ports with it.
+    b.ok(&["rm", "-f", "web1"]);
+    b.eventually("web1 gone from berth", || !b.s.berth(&["inspect", "web1"]).status.success());
+    assert!(!b.s.ok(&["rules"]).contains("20002"), "an element of web1 is left");
+    assert_eq!(curl(Some("outside"), "http://10.99.0.1:20002/index.html"), None);
+}
+
+#[test]
+fn dk_connect_disconnect_options_internal_and_refusals() {
+    let Some(b) = DockerBox::new(false) else { return };
+    b.s.outside(&[]);
+    b.network("dn3", &["--subnet", "10.68.0.0/24"]);
+    b.network("dn6", &["--subnet", "10.70.0.0/24", "--ip-range", "10.70.0.128/25"]);
+    b.httpd("ca", &["--network", "dn3"], &[80]);
+    b.run("cc", &["--network", "dn3"], "true");
+    b.run("cd", &["--network", "dn6"], "true");
+    assert!(b.ip("cd", "dn6").starts_with("10.70.0.1"), "from the ip-range: {}", b.ip("cd", "dn6"));
+    // connect with --ip and --alias: a second interface, the alias resolves.
+    b.ok(&["network", "connect", "--ip", "10.70.0.200", "--alias", "cee", "dn6", "ca"]);
+    let addrs = String::from_utf8_lossy(&b.exec("ca", "ip -4 -o addr").stdout).into_owned();
+    assert!(addrs.contains("eth1") && addrs.contains("10.70.0.200/24"), "{addrs}");
+    assert_eq!(get(&b, "cd", "cee", 80).as_deref(), Some(HELLO), "by the alias");
+    assert_eq!(get(&b, "cd", "10.70.0.200", 80).as_deref(), Some(HELLO));
+    let nets = json(&b.s.ok(&["inspect", "ca"]))[0]["NetworkSettings"]["Networks"].as_object().map(|m| m.len());
+    assert_eq!(nets, Some(2));
+    // disconnect: gone from dn6, still on dn3.
+    b.ok(&["network", "disconnect", "dn6", "ca"]);
+    assert_eq!(get(&b, "cd", "10.70.0.200", 80), None);
+    assert_eq!(get(&b, "cc", "ca", 80).as_deref(), Some(HELLO));
+    // Options: bridge name, MTU, icc off.
+    let id5 = b.network("dn5", &["--subnet", "10.71.0.0/24", "-o", "com.docker.network.bridge.name=dkbr5", "-o", "com.docker.network.driver.mtu=1400", "-o", "icc=false"]);
+    let n = &json(&b.s.ok(&["network", "inspect", &id5]))[0];
+    assert_eq!((n["Berth"]["Bridge"].as_str(), n["Berth"]["MTU"].as_u64(), n["Berth"]["Icc"].as_bool()), (Some("dkbr5"), Some(1400), Some(false)), "{n}");
+    b.httpd("ce", &["--network", "dn5"], &[80]);
+    b.run("cf", &["--network", "dn5"], "true");
+    assert!(String::from_utf8_lossy(&b.exec("cf", "ip link show eth0").stdout).contains("mtu 1400"));
+    assert_eq!(get(&b, "cf", &b.ip("ce", "dn5"), 80), None, "icc=false");
+    // Internal and dual-stack: addresses of both families, no way out.
+    b.network("dn4", &["--internal", "--ipv6", "--subnet", "10.69.0.0/24", "--subnet", "fd00:69::/64"]);
+    b.run("ci", &["--network", "dn4"], "true");
+    let v6 = String::from_utf8_lossy(&b.exec("ci", "ip -6 -o addr show eth0").stdout).into_owned();
+    assert!(v6.contains("fd00:69::"), "{v6}");
+    let r = String::from_utf8_lossy(&b.exec("ci", "ip route; ip -6 route; ip link").stdout).into_owned();
+    assert!(!r.contains("default"), "internal: no default route\n{r}\n{}", b.ok(&["network", "ls"]));
+    assert!(!b.exec("ci", "ping -c1 -W1 10.99.0.2").status.success(), "internal: no way out");
+    // Refusals: an overlapping subnet, an unknown option; nothing is made.
+    let before = b.s.ok(&["network", "ls"]);
+    let e = b.fails(&["network", "create", "-d", "berth", "--ipam-driver", "berth", "--subnet", "10.68.0.128/25", "dover"]);
+    assert!(e.contains("overlaps"), "{e}");
+    let e = b.fails(&["network", "create", "-d", "berth", "--ipam-driver", "berth", "--subnet", "10.72.0.0/24", "-o", "bogus=1", "dbad"]);
+    assert!(e.contains("bogus"), "{e}");
+    assert_eq!(b.s.ok(&["network", "ls"]), before);
+    // The refused network's pool went back: the subnet can be used.
+    b.network("dgood", &["--subnet", "10.72.0.0/24"]);
+}

@@ -14,6 +14,7 @@
 //! not ask again after its own restart.
 
 mod ipam;
+pub mod names;
 mod network;
 pub mod server;
 
@@ -116,7 +117,7 @@ impl DockerPlugin {
     }
 
     /// Runs one call; the JSON answer.
-    pub fn handle(&self, call: Call) -> Result<Value> {
+    pub fn handle(self: &Arc<Self>, call: Call) -> Result<Value> {
         match call {
             Call::Activate => Ok(json!({"Implements": ["NetworkDriver", "IpamDriver"]})),
             Call::NetCapabilities => Ok(json!({"Scope": "local", "ConnectivityScope": "local"})),

@@ -114,7 +114,7 @@ impl DockerPlugin {
         id
     }
 
-    pub(super) fn join(&self, req: &Join) -> Result<Value> {
+    pub(super) fn join(self: &std::sync::Arc<Self>, req: &Join) -> Result<Value> {
         let ep = self.st().endpoints.get(&req.endpoint_id).cloned().ok_or_else(|| DaemonError::NotFound(format!("endpoint {} was never created in berth", req.endpoint_id)))?;
         let net_id = self.berth_net(&req.network_id)?;
         let name = sandbox_container_name(&req.sandbox_key)?;
@@ -144,7 +144,9 @@ impl DockerPlugin {
                     handoff: true,
                     ..Default::default()
                 };
-                self.d.attach(&attach)?
+                let id = self.d.attach(&attach)?;
+                self.learn_name(id.clone(), req.endpoint_id.clone());
+                id
             }
         };
         let recorded = self.update(|st| {
@@ -161,9 +163,8 @@ impl DockerPlugin {
     }
 
     /// Join's answer: the interface for dockerd to move into the sandbox
-    /// (`bthc…`, named `ethN` there) and the gateways it routes through
-    /// (none on an internal network, where dockerd then asks for no other
-    /// way out).
+    /// (`bthc…`, named `ethN` there) and the network's gateways, which
+    /// dockerd makes the default routes (none on an internal network).
     fn join_answer(&self, container: &str, net_id: &str) -> Result<Value> {
         let st = self.d.st();
         let host_ifname = st
