@@ -40,6 +40,7 @@ pub async fn serve(cfg: DaemonConfig) -> Result<()> {
     let plugin_socket = match d.cfg.docker.clone() {
         Some(dc) => {
             let p = crate::docker::DockerPlugin::open(d.clone())?;
+            p.watch_user_chain();
             crate::docker::server::spawn(p, &dc.socket)?;
             Some(dc.socket)
         }

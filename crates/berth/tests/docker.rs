@@ -92,6 +92,10 @@ fn dk_ports_of_every_kind_by_docker_name() {
     // -P: the exposed port on a port berth picked.
     let pp = host_port(&berth_port(&b, "web2", "7000"));
     assert_eq!(curl(Some("outside"), &format!("http://10.99.0.1:{pp}/index.html")).as_deref(), Some(HELLO));
+    // A berth policy naming the Docker container.
+    b.s.ok(&["policy", "deny", "--from", "10.99.0.2", "--to", "web2:7000"]);
+    assert_eq!(curl(Some("outside"), &format!("http://10.99.0.1:{pp}/index.html")), None, "denied by a policy on web2");
+    assert_eq!(curl(None, &format!("http://127.0.0.1:{pp}/index.html")).as_deref(), Some(HELLO), "others still reach it");
     // dockerd 20.10 cannot show a plugin's ports (see the README).
     assert_eq!(b.ok(&["port", "web1"]), "");
     assert!(!common::ok("pgrep -x docker-proxy"), "a docker-proxy runs");
@@ -149,4 +153,77 @@ fn dk_connect_disconnect_options_internal_and_refusals() {
     assert_eq!(b.s.ok(&["network", "ls"]), before);
     // The refused network's pool went back: the subnet can be used.
     b.network("dgood", &["--subnet", "10.72.0.0/24"]);
+}
+
+/// berth's accepts in iptables' DOCKER-USER chain.
+fn user_chain(b: &DockerBox) -> String {
+    let _ = b;
+    common::sh("iptables -w -S DOCKER-USER 2>&1")
+}
+
+#[test]
+fn dk_dockerd_iptables_true_with_docker_user_accept() {
+    let Some(mut b) = DockerBox::with_berth_args(true, &["--docker-user-accept"]) else { return };
+    b.s.outside(&[]);
+    assert!(common::sh("iptables -w -S FORWARD").contains("-P FORWARD DROP"), "dockerd set FORWARD to DROP");
+    let id = b.network("dn7", &["--subnet", "10.73.0.0/24"]);
+    let bridge = format!("bth-{}", &id[..10]);
+    b.eventually("berth's accepts in DOCKER-USER", || user_chain(&b).contains(&format!("-i {bridge} -m comment --comment berth -j ACCEPT")));
+    b.httpd("web", &["--network", "dn7", "-p", "8080:80"], &[80]);
+    b.run("cli", &["--network", "dn7"], "true");
+    assert_eq!(get(&b, "cli", "web", 80).as_deref(), Some(HELLO), "container to container under FORWARD DROP");
+    assert_eq!(curl(Some("outside"), "http://10.99.0.1:8080/index.html").as_deref(), Some(HELLO), "from another machine");
+    // dockerd restarted: the accepts are still (or again) there, the network works.
+    b.stop_dockerd();
+    b.start_dockerd();
+    b.ok(&["start", "web", "cli"]);
+    b.eventually("web serves again", || get(&b, "cli", "web", 80).as_deref() == Some(HELLO));
+    assert!(user_chain(&b).contains(&format!("-o {bridge} -m comment --comment berth -j ACCEPT")));
+    // The network goes, its accepts go.
+    b.ok(&["rm", "-f", "web", "cli"]);
+    b.ok(&["network", "rm", "dn7"]);
+    b.eventually("the accepts removed", || !user_chain(&b).contains(&bridge));
+}
+
+#[test]
+fn dk_dockerd_iptables_true_without_docker_user_accept_is_explained() {
+    let Some(b) = DockerBox::new(true) else { return };
+    b.network("dn8", &["--subnet", "10.74.0.0/24"]);
+    b.httpd("web", &["--network", "dn8"], &[80]);
+    b.run("cli", &["--network", "dn8"], "true");
+    // berth writes only its own table: dockerd's FORWARD DROP wins, and berth says what to do.
+    assert_eq!(get(&b, "cli", "web", 80), None);
+    assert!(!user_chain(&b).contains("berth"));
+    assert!(b.s.daemon_log().contains("--docker-user-accept"), "{}", b.s.daemon_log());
+}
+
+#[test]
+fn dk_berth_killed_and_dockerd_restarted_under_running_containers() {
+    let Some(mut b) = DockerBox::new(false) else { return };
+    b.s.outside(&[]);
+    b.network("dn9", &["--subnet", "10.75.0.0/24"]);
+    b.httpd("web", &["--network", "dn9", "-p", "8080:80"], &[80]);
+    b.run("cli", &["--network", "dn9"], "true");
+    berth_port(&b, "web", "80");
+    // berth killed: the data plane keeps working; restarted: dockerd's later calls work.
+    b.s.stop_daemon(true);
+    assert_eq!(curl(Some("outside"), "http://10.99.0.1:8080/index.html").as_deref(), Some(HELLO), "while berth is down");
+    assert_eq!(get(&b, "cli", "web", 80).as_deref(), Some(HELLO));
+    b.s.start_daemon();
+    assert_eq!(b.s.ok(&["port", "web", "80"]).trim(), "0.0.0.0:8080");
+    b.ok(&["rm", "-f", "cli"]);
+    b.eventually("cli gone from berth", || !b.s.berth(&["inspect", "cli"]).status.success());
+    b.run("cli2", &["--network", "dn9"], "true");
+    assert_eq!(get(&b, "cli2", "web", 80).as_deref(), Some(HELLO));
+    // dockerd restarted: containers stop and start again, nothing doubles.
+    b.stop_dockerd();
+    b.eventually("berth let go of the stopped containers", || b.s.ok(&["ps", "-q"]).trim().is_empty());
+    b.start_dockerd();
+    b.ok(&["start", "web", "cli2"]);
+    b.eventually("web serves again", || get(&b, "cli2", "web", 80).as_deref() == Some(HELLO));
+    assert_eq!(curl(Some("outside"), "http://10.99.0.1:8080/index.html").as_deref(), Some(HELLO));
+    assert_eq!(b.s.ok(&["ps", "-q"]).lines().count(), 2, "{}", b.s.ok(&["ps"]));
+    let nets = b.s.ok(&["network", "ls"]);
+    assert_eq!(nets.lines().filter(|l| l.contains("docker-")).count(), 1, "{nets}");
+    b.eventually("names learnt again", || b.s.berth(&["inspect", "web"]).status.success());
 }

@@ -17,6 +17,7 @@ mod ipam;
 pub mod names;
 mod network;
 pub mod server;
+pub mod user_chain;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -73,6 +74,8 @@ pub struct DockerPlugin {
     pub d: Arc<Daemon>,
     state: Mutex<PluginState>,
     path: PathBuf,
+    /// The FORWARD-drop advice was logged already.
+    advised: std::sync::atomic::AtomicBool,
 }
 
 impl DockerPlugin {
@@ -83,7 +86,7 @@ impl DockerPlugin {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => PluginState::default(),
             Err(e) => return Err(DaemonError::Store(format!("{}: {e}", path.display()))),
         };
-        Ok(Arc::new(DockerPlugin { d, state: Mutex::new(state), path }))
+        Ok(Arc::new(DockerPlugin { d, state: Mutex::new(state), path, advised: Default::default() }))
     }
 
     pub fn st(&self) -> MutexGuard<'_, PluginState> {
@@ -119,10 +122,22 @@ impl DockerPlugin {
     /// Runs one call; the JSON answer.
     pub fn handle(self: &Arc<Self>, call: Call) -> Result<Value> {
         match call {
-            Call::Activate => Ok(json!({"Implements": ["NetworkDriver", "IpamDriver"]})),
+            Call::Activate => {
+                // dockerd (re)started: its chains may be new.
+                self.sync_user_chain();
+                Ok(json!({"Implements": ["NetworkDriver", "IpamDriver"]}))
+            }
             Call::NetCapabilities => Ok(json!({"Scope": "local", "ConnectivityScope": "local"})),
-            Call::CreateNetwork(r) => self.create_network(&r),
-            Call::DeleteNetwork(r) => self.delete_network(&r.network_id),
+            Call::CreateNetwork(r) => {
+                let v = self.create_network(&r)?;
+                self.sync_user_chain();
+                Ok(v)
+            }
+            Call::DeleteNetwork(r) => {
+                let v = self.delete_network(&r.network_id)?;
+                self.sync_user_chain();
+                Ok(v)
+            }
             Call::CreateEndpoint(r) => self.create_endpoint(&r),
             Call::EndpointOperInfo(_) => Ok(json!({"Value": {}})),
             Call::DeleteEndpoint(r) => self.delete_endpoint(&r),

@@ -58,6 +58,11 @@ impl DockerBox {
         s.extra.extend(extra.iter().map(|a| a.to_string()));
         s.start_daemon();
         let mut b = DockerBox { dockerd: None, dir, iptables, cg: Some(cg), cgroup_parent: format!("dk-{}-{n}", std::process::id()), s };
+        if iptables {
+            // As on a host where dockerd starts first: it turns forwarding
+            // on itself, and then sets the FORWARD policy to DROP.
+            crate::common::sh("sysctl -qw net.ipv4.ip_forward=0");
+        }
         b.start_dockerd();
         b.import_image();
         Some(b)
