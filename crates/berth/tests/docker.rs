@@ -227,3 +227,41 @@ fn dk_berth_killed_and_dockerd_restarted_under_running_containers() {
     assert_eq!(nets.lines().filter(|l| l.contains("docker-")).count(), 1, "{nets}");
     b.eventually("names learnt again", || b.s.berth(&["inspect", "web"]).status.success());
 }
+
+/// Figures, not a timed test (`cargo test --test docker -- --ignored
+/// --nocapture`): `docker run` with 1,000 published ports against the
+/// same run without ports, and `docker network connect` to a berth
+/// network, as dockerd's users see them. No docker-proxy may run.
+#[test]
+#[ignore]
+fn dk_figures_thousand_ports_and_connect() {
+    use std::time::Instant;
+    let Some(b) = DockerBox::new(false) else { return };
+    b.network("dnp", &["--subnet", "10.76.0.0/24"]);
+    b.network("dnq", &["--subnet", "10.77.0.0/24"]);
+    let t = Instant::now();
+    b.run("plain", &["--network", "dnp"], "true");
+    let plain = t.elapsed();
+    let t = Instant::now();
+    b.run("many", &["--network", "dnp", "-p", "20000-20999:20000-20999"], "true");
+    let many = t.elapsed();
+    b.eventually("many known by name", || b.s.berth(&["inspect", "many"]).status.success());
+    assert_eq!(b.s.ok(&["port", "many"]).lines().count(), 1000);
+    let procs = common::sh("pgrep -c -x docker-proxy || true");
+    assert_eq!(procs.trim(), "0", "docker-proxy processes");
+    let mut connects = Vec::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        b.ok(&["network", "connect", "dnq", "plain"]);
+        connects.push(t.elapsed());
+        b.ok(&["network", "disconnect", "dnq", "plain"]);
+    }
+    connects.sort();
+    eprintln!(
+        "docker run: {:.0} ms without ports, {:.0} ms with 1,000 ports (0 docker-proxy); docker network connect median {:.1} ms (min {:.1} ms)",
+        plain.as_secs_f64() * 1e3,
+        many.as_secs_f64() * 1e3,
+        connects[5].as_secs_f64() * 1e3,
+        connects[0].as_secs_f64() * 1e3
+    );
+}
