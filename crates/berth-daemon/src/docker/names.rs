@@ -28,7 +28,7 @@ pub fn docker_get(socket: &Path, path: &str) -> std::io::Result<Vec<u8>> {
     s.read_to_end(&mut out)?;
     let at = out.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| std::io::Error::other("no HTTP header"))?;
     let head = String::from_utf8_lossy(&out[..at]).into_owned();
-    if !head.split_whitespace().nth(1).is_some_and(|c| c == "200") {
+    if head.split_whitespace().nth(1).is_none_or(|c| c != "200") {
         return Err(std::io::Error::other(format!("dockerd answered {}", head.lines().next().unwrap_or(""))));
     }
     Ok(out[at + 4..].to_vec())
