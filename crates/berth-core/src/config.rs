@@ -40,6 +40,14 @@ pub struct ConfigFile {
     pub cluster_store_opts: Option<BTreeMap<String, String>>,
     /// This host's name in the cluster [default: the hostname].
     pub node_name: Option<String>,
+    /// Serve Docker's network and IPAM plugin API on this socket
+    /// (`/run/docker/plugins/berth.sock` is where dockerd looks).
+    pub docker_plugin: Option<PathBuf>,
+    /// dockerd's API (`unix:///var/run/docker.sock`), asked for container
+    /// names: dockerd never tells a plugin a container's name.
+    pub docker_host: Option<String>,
+    /// Add accepts for berth's bridges to Docker's `DOCKER-USER` chain.
+    pub docker_user_accept: Option<bool>,
 }
 
 /// `{"base": "172.80.0.0/16", "size": 24}` as in daemon.json.
@@ -77,6 +85,20 @@ pub struct DaemonConfig {
     pub pools: Vec<AddressPool>,
     /// Set when the host is part of a cluster.
     pub cluster: Option<ClusterConfig>,
+    /// Docker's plugin API, when it is served.
+    #[serde(default)]
+    pub docker: Option<DockerConfig>,
+}
+
+/// `--docker-plugin` and what goes with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerConfig {
+    /// The plugin socket.
+    pub socket: PathBuf,
+    /// dockerd's API socket (a path).
+    pub docker_host: PathBuf,
+    /// Accepts for berth's bridges in iptables' `DOCKER-USER` chain.
+    pub user_accept: bool,
 }
 
 /// How this host joins a cluster (dockerd's `--cluster-store`,
@@ -236,7 +258,10 @@ impl ConfigFile {
             cluster_store,
             cluster_advertise,
             cluster_store_opts,
-            node_name
+            node_name,
+            docker_plugin,
+            docker_host,
+            docker_user_accept
         );
         Ok(out)
     }
@@ -301,7 +326,19 @@ impl DaemonConfig {
             }
             None => None,
         };
+        let docker = match &c.docker_plugin {
+            Some(socket) => {
+                let host = c.docker_host.clone().unwrap_or_else(|| "unix:///var/run/docker.sock".into());
+                let path = host.strip_prefix("unix://").ok_or_else(|| CoreError::InvalidConfig(format!("docker-host {host:?}: give unix:///PATH")))?;
+                Some(DockerConfig { socket: socket.clone(), docker_host: PathBuf::from(path), user_accept: c.docker_user_accept.unwrap_or(false) })
+            }
+            None if c.docker_host.is_some() || c.docker_user_accept.is_some() => {
+                return Err(CoreError::InvalidConfig("docker-host and docker-user-accept need docker-plugin".into()))
+            }
+            None => None,
+        };
         Ok(DaemonConfig {
+            docker,
             root: c.root.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
             exec_root,
             socket,

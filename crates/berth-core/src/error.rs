@@ -11,6 +11,10 @@ pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum CoreError {
+    /// A Docker plugin request berth cannot take (malformed, or asking
+    /// for something berth does not do); the text names the call.
+    #[error("{0}")]
+    DockerRequest(String),
     #[error("invalid name {0:?}: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]{{0,62}}")]
     InvalidName(String),
     #[error("invalid CIDR {0:?}: expected ADDRESS/PREFIX such as 172.20.0.0/16 or fd00:1::/64")]

@@ -139,3 +139,51 @@ pub fn cni_config(data: &[u8]) {
 pub fn netavark_input(data: &[u8]) {
     crate::netavark::fuzz_one(data);
 }
+
+/// A Docker plugin request: the first line is the method
+/// (`NetworkDriver.Join`), the rest its body. What parses maps without
+/// panicking, and what the mappers give back holds together: every
+/// publish and expose spec parses as berth's own, a pool's id gives the
+/// pool back, an address handed out lies in its pool's subnet.
+pub fn docker_request(data: &[u8]) {
+    use crate::docker::{ipam, network, parse_call, ports, Call};
+    let (method, body) = match data.iter().position(|b| *b == b'\n') {
+        Some(i) => (text(&data[..i]), &data[i + 1..]),
+        None => (text(data), &data[..0]),
+    };
+    let Ok(Some(call)) = parse_call(method, body) else { return };
+    let specs = |opts: Option<&BTreeMap<String, serde_json::Value>>| {
+        if let (Ok(p), Ok(e)) = (ports::publish_specs(opts), ports::expose_specs(opts)) {
+            for s in &p {
+                crate::ports::parse_publish(s).unwrap_or_else(|e| panic!("publish spec {s:?} made from a portmap: {e}"));
+            }
+            for s in &e {
+                crate::ports::parse_expose(s).unwrap_or_else(|e| panic!("expose spec {s:?}: {e}"));
+            }
+        }
+    };
+    match call {
+        Call::CreateNetwork(c) => {
+            let _ = network::plan_network(&c, &|_| None);
+        }
+        Call::CreateEndpoint(c) => specs(c.options.as_ref()),
+        Call::Join(j) => {
+            specs(j.options.as_ref());
+            let _ = crate::docker::sandbox_container_name(&j.sandbox_key);
+        }
+        Call::RequestPool(r) => {
+            if let Ok(p) = ipam::request_pool(&r, &[], &|v6| Ok(if v6 { "fd00:1::/64" } else { "10.1.0.0/24" }.parse().unwrap())) {
+                assert_eq!(ipam::Pool::parse_id(&p.id()).ok(), Some(p));
+            }
+        }
+        Call::RequestAddress(r) => {
+            if let Ok(p) = ipam::Pool::parse_id(&r.pool_id) {
+                assert_eq!(ipam::Pool::parse_id(&p.id()).ok(), Some(p));
+                if let Ok(ip) = ipam::request_address(&r, &p, None, &Default::default()) {
+                    assert!(p.subnet.contains(&ip), "{ip} outside {}", p.subnet);
+                }
+            }
+        }
+        _ => {}
+    }
+}

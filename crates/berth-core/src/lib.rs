@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod cni;
 pub mod config;
 pub mod dns;
+pub mod docker;
 pub mod driver;
 pub mod error;
 pub mod files;

@@ -45,6 +45,13 @@ pub fn veth_name(endpoint_id: &str) -> String {
     format!("bthv{}", &endpoint_id[..11.min(endpoint_id.len())])
 }
 
+/// The container's end of a veth pair a runtime moves into its namespace
+/// itself (dockerd, for a plugin's endpoint): made in the host's
+/// namespace as `bthc` + the host end's digits, renamed by the runtime.
+pub fn handoff_name(host_ifname: &str) -> String {
+    format!("bthc{}", host_ifname.strip_prefix("bthv").unwrap_or(host_ifname))
+}
+
 /// A MAC derived from the IPv4 address (02:42 + the four address bytes, as
 /// Docker did): when an address is reused, neighbours' ARP entries stay
 /// right. IPv6-only endpoints take theirs from the endpoint id.

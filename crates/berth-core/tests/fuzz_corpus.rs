@@ -23,6 +23,7 @@ fn corpora_replay_without_panics() {
         + replay("daemon_config", daemon_config)
         + replay("api_bodies", api_bodies)
         + replay("netavark_input", netavark_input)
-        + replay("cluster_event", cluster_event);
+        + replay("cluster_event", cluster_event)
+        + replay("docker_request", docker_request);
     eprintln!("{n} corpus inputs replayed");
 }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod cluster;
 pub mod daemon;
 pub mod dns;
+pub mod docker;
 pub mod error;
 pub mod firewall;
 pub mod server;

@@ -37,6 +37,15 @@ pub async fn serve(cfg: DaemonConfig) -> Result<()> {
         tracing::warn!("writing {}: {e}", pid_file.display());
     }
     info!("berth daemon ready on unix://{}", socket.display());
+    let plugin_socket = match d.cfg.docker.clone() {
+        Some(dc) => {
+            let p = crate::docker::DockerPlugin::open(d.clone())?;
+            p.watch_user_chain();
+            crate::docker::server::spawn(p, &dc.socket)?;
+            Some(dc.socket)
+        }
+        None => None,
+    };
     let app = crate::api::router(d);
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
@@ -55,5 +64,8 @@ pub async fn serve(cfg: DaemonConfig) -> Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(|e| DaemonError::Internal(e.to_string()))?;
     let _ = std::fs::remove_file(&socket);
     let _ = std::fs::remove_file(&pid_file);
+    if let Some(p) = plugin_socket {
+        let _ = std::fs::remove_file(p);
+    }
     Ok(())
 }

@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ns = Netns::open(Path::new(&format!("/run/netns/{name}")))?;
         let host = format!("costv{i}");
         let t0 = Instant::now();
-        netlink::add_veth_into_netns(&mut s, &host, mac, "eth0", "02:42:0a:00:00:02", ns.fd(), 1500, br)?;
+        netlink::add_veth_into_netns(&mut s, &host, mac, "eth0", "02:42:0a:00:00:02", Some(ns.fd()), 1500, br)?;
         berth_linux::sysctl::disable_ipv6(&host)?;
         if br != 0 {
             netlink::set_port_up(&mut s, &host)?;

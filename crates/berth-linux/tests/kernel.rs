@@ -47,7 +47,7 @@ fn bridge_and_veth_into_namespace() {
 
     sh("ip netns add c1");
     let ns = Netns::open(Path::new("/run/netns/c1")).unwrap();
-    netlink::add_veth_into_netns(&mut s, "bthvtest1", "02:42:00:00:00:01", "eth0", "02:42:0a:4d:00:02", ns.fd(), 1400, br.index).unwrap();
+    netlink::add_veth_into_netns(&mut s, "bthvtest1", "02:42:00:00:00:01", "eth0", "02:42:0a:4d:00:02", Some(ns.fd()), 1400, br.index).unwrap();
     assert!(!netlink::link_index(&mut s, "bthvtest1").unwrap().unwrap().up, "created down");
     netlink::set_up_without_ipv6_ll(&mut s, "bthvtest1").unwrap();
     let mut inner = ns.route_socket().unwrap();
@@ -86,7 +86,7 @@ fn bridge_mtu_is_fixed_and_ports_have_no_ipv6() {
 
     sh("ip netns add c2");
     let ns = Netns::open(Path::new("/run/netns/c2")).unwrap();
-    netlink::add_veth_into_netns(&mut s, "bthvtest2", "02:42:00:00:00:02", "eth0", "02:42:0a:4e:00:02", ns.fd(), 1500, br.index).unwrap();
+    netlink::add_veth_into_netns(&mut s, "bthvtest2", "02:42:00:00:00:02", "eth0", "02:42:0a:4e:00:02", Some(ns.fd()), 1500, br.index).unwrap();
     berth_linux::sysctl::disable_ipv6("bthvtest2").unwrap();
     netlink::set_port_up(&mut s, "bthvtest2").unwrap();
     assert_eq!(berth_linux::sysctl::read("net/ipv6/conf/bthvtest2/disable_ipv6").unwrap(), "1");

@@ -218,6 +218,11 @@ pub struct Container {
     /// process has them, only whether another berth mapping does.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ports_reserved: bool,
+    /// The runtime moves and configures the container's ends
+    /// (`AttachRequest::handoff`): no routes from berth, nothing for berth
+    /// to do inside the namespace.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub handoff: bool,
 }
 
 impl Container {
@@ -242,6 +247,7 @@ impl Container {
             link_vars: vec![],
             labels: Default::default(),
             ports_reserved: false,
+            handoff: false,
         }
     }
 

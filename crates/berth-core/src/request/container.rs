@@ -79,6 +79,14 @@ pub struct AttachRequest {
     /// The caller holds the published host ports itself (podman does).
     #[serde(default)]
     pub ports_reserved: bool,
+    /// The runtime moves the container's end of each veth pair into its
+    /// namespace and configures it there (addresses, up, default route):
+    /// dockerd does, for a plugin's endpoint, after the plugin's Join.
+    /// berth makes the pair in its own namespace (the container's end as
+    /// `plan::handoff_name`) and adds no address or route inside; `Netns`
+    /// need not be a namespace yet (dockerd mounts it later).
+    #[serde(default)]
+    pub handoff: bool,
 }
 
 /// One network of an attach request.

@@ -539,7 +539,9 @@ impl Daemon {
     pub fn attach(&self, req: &AttachRequest) -> Result<String> {
         let path = PathBuf::from(&req.netns);
         validate_name(&req.name)?;
-        self.kernel.check_netns(&path)?;
+        if !req.handoff {
+            self.kernel.check_netns(&path)?;
+        }
         let id = new_id();
         let (expose, publish) = parse_ports(&req.expose, &req.publish)?;
         req.check_shape()?;
@@ -581,6 +583,7 @@ impl Daemon {
             c.labels = req.labels.clone();
             c.dns = req.dns.clone();
             c.ports_reserved = req.ports_reserved;
+            c.handoff = req.handoff;
             (c.expose, c.publish) = (expose, publish);
             allocate(&mut st, &mut c, None)?;
             c.ports = super::ports::allocate(&st, self.kernel.as_ref(), &c)?;
@@ -594,7 +597,7 @@ impl Daemon {
             fw.and(store)
         };
         let plans: Vec<_> = plans(&self.st(), &c).into_iter().map(|(_, p)| p).collect();
-        let ns = NsRef::Path(path);
+        let ns = if req.handoff { NsRef::Handoff } else { NsRef::Path(path) };
         let applied = self.with_intent(&[Op::PutContainer(&c)], || {
             self.plumb(&ns, &plans)?;
             self.sync_fw(&c).inspect_err(|_| self.unplumb_plans(Some(&ns), &plans))

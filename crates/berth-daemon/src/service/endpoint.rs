@@ -124,7 +124,7 @@ fn allocate_in_blocks(
 /// Kernel plans of a container's endpoints; the first endpoint with a
 /// gateway of a family carries the default route of that family.
 pub fn plans(st: &State, c: &Container) -> Vec<(String, EndpointPlan)> {
-    let mut need = DefaultRoutes { v4: true, v6: true };
+    let mut need = if c.handoff { DefaultRoutes::default() } else { DefaultRoutes { v4: true, v6: true } };
     c.attachments
         .iter()
         .filter_map(|a| {

@@ -11,5 +11,6 @@ pub mod network_dns;
 pub mod policy;
 pub mod ports;
 pub mod reconcile;
+pub mod rename;
 pub mod recover;
 pub mod supervise;

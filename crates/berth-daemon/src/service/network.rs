@@ -287,6 +287,7 @@ impl Daemon {
     pub fn ns_of(&self, c: &berth_core::model::Container) -> Option<NsRef> {
         match &c.kind {
             berth_core::model::ContainerKind::Run { .. } => c.state.shim_pid.map(NsRef::Pid),
+            berth_core::model::ContainerKind::Attached { .. } if c.handoff => Some(NsRef::Handoff),
             berth_core::model::ContainerKind::Attached { netns } => Some(NsRef::Path(netns.into())),
         }
     }

@@ -83,11 +83,18 @@ impl Daemon {
                     Some(p) => NsRef::Pid(p),
                     None => continue,
                 },
+                ContainerKind::Attached { .. } if c.handoff => NsRef::Handoff,
                 ContainerKind::Attached { netns } => NsRef::Path(netns.into()),
             };
             let ps = plans(&self.st(), c);
             for (_, p) in ps {
                 if !self.kernel.endpoint_ok(&ns, &p)? {
+                    if c.handoff {
+                        // The runtime moved and configured the container's
+                        // end; a new pair would stay in the host's namespace.
+                        warn!("endpoint {} of {} is gone; its runtime must connect it again (docker network disconnect/connect)", p.host_ifname, c.name);
+                        continue;
+                    }
                     self.kernel.delete_link(&p.host_ifname)?;
                     match self.kernel.add_endpoint(&ns, &p) {
                         Ok(()) => report.push(format!("re-created endpoint {} of {}", p.host_ifname, c.name)),

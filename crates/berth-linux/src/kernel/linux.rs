@@ -174,7 +174,34 @@ impl LinuxKernel {
     /// namespace and hands it back, and this thread sends on it, to the
     /// bridge, as soon as the bridge forwards from the port (frames sent
     /// earlier are dropped); the broadcasts follow from the background.
+    /// A veth pair for a runtime to take: `ip link add HOST address MAC
+    /// mtu MTU master BRIDGE type veth peer name bthcX address MAC2; ip
+    /// link set HOST up`. The runtime moves `bthcX` into the container,
+    /// renames it and configures it (`ip link set bthcX netns NS name
+    /// eth0; ip -n NS addr add ...`).
+    fn add_handoff_endpoint(&self, plan: &EndpointPlan) -> Result<()> {
+        let PortPlan::BridgePort { host_mac, .. } = &plan.port else {
+            return Err(LinuxError::kernel(format!("ip link add {} type veth", plan.host_ifname), std::io::Error::other("a runtime can only take veth endpoints (not macvlan)")));
+        };
+        let bridge = plan.bridge().to_string();
+        let peer = berth_core::plan::handoff_name(&plan.host_ifname);
+        let r = self.with_sock(|s| {
+            let (br, _) = self.bridge_index(s, &bridge)?;
+            netlink::add_veth_into_netns(s, &plan.host_ifname, host_mac, &peer, &plan.mac, None, plan.mtu, br)?;
+            sysctl::disable_ipv6(&plan.host_ifname).and_then(|()| netlink::set_port_up(s, &plan.host_ifname)).inspect_err(|_| {
+                let _ = netlink::delete_link(s, &plan.host_ifname);
+            })
+        });
+        if r.is_err() {
+            self.bridges.lock().unwrap().remove(&bridge);
+        }
+        r
+    }
+
     fn try_add_endpoint(&self, ns: &NsRef, plan: &EndpointPlan) -> Result<()> {
+        if let NsRef::Handoff = ns {
+            return self.add_handoff_endpoint(plan);
+        }
         let netns = Netns::open(&ns.path())?;
         let (go_tx, go_rx) = std::sync::mpsc::channel::<bool>();
         let bridge = plan.bridge().to_string();
@@ -208,7 +235,7 @@ impl LinuxKernel {
             let host = self.with_sock(|s| {
                 let (br, mac) = self.bridge_index(s, &bridge)?;
                 bridge_mac = mac;
-                netlink::add_veth_into_netns(s, &plan.host_ifname, host_mac, &plan.ifname, &plan.mac, netns.fd(), plan.mtu, br)?;
+                netlink::add_veth_into_netns(s, &plan.host_ifname, host_mac, &plan.ifname, &plan.mac, Some(netns.fd()), plan.mtu, br)?;
                 // The container's end exists: its side can be configured
                 // while this one brings the port up.
                 let _ = go_tx.send(true);
@@ -578,6 +605,10 @@ impl LinkOps for LinuxKernel {
         if !host_ok {
             return Ok(false);
         }
+        if let NsRef::Handoff = ns {
+            // The inside is the runtime's.
+            return Ok(true);
+        }
         let Ok(netns) = Netns::open(&ns.path()) else { return Ok(false) };
         netns.run(|| -> Result<bool> {
             let mut s = RtSocket::open()?;
@@ -682,6 +713,9 @@ impl LinkOps for LinuxKernel {
     /// that is gone (its path no longer exists: the container has exited)
     /// took the interface along.
     fn remove_in_netns(&self, ns: &NsRef, ifname: &str) -> Result<()> {
+        if let NsRef::Handoff = ns {
+            return Ok(());
+        }
         let path = ns.path();
         let netns = match Netns::open(&path) {
             Ok(n) => n,

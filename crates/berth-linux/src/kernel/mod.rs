@@ -29,6 +29,10 @@ pub enum NsRef {
     Path(PathBuf),
     /// The namespace of a running process (berth's own containers).
     Pid(u32),
+    /// None yet: the runtime moves the container's end of the pair into
+    /// its namespace itself (`AttachRequest::handoff`); berth leaves it in
+    /// its own, as `plan::handoff_name`.
+    Handoff,
 }
 
 impl NsRef {
@@ -36,6 +40,7 @@ impl NsRef {
         match self {
             NsRef::Path(p) => p.clone(),
             NsRef::Pid(pid) => PathBuf::from(format!("/proc/{pid}/ns/net")),
+            NsRef::Handoff => PathBuf::new(),
         }
     }
 }

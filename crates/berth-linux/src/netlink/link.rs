@@ -153,7 +153,8 @@ pub fn add_bridge(sock: &mut RtSocket, name: &str, mac: &str, mtu: u32, alias: &
 /// One request for the whole host side of an endpoint:
 /// `ip link add HOST address HOST_MAC mtu MTU master BRIDGE type veth peer name PEER address MAC mtu MTU netns NS`.
 /// The peer is created directly inside the container's namespace, so it
-/// never appears in the host's. Both ends are created down, so the caller
+/// never appears in the host's (with no `netns`: in the caller's, for a
+/// runtime to move). Both ends are created down, so the caller
 /// can turn IPv6 off on them before they come up (see `crate::sysctl`).
 #[allow(clippy::too_many_arguments)]
 pub fn add_veth_into_netns(
@@ -162,7 +163,7 @@ pub fn add_veth_into_netns(
     host_mac: &str,
     peer: &str,
     peer_mac: &str,
-    netns: RawFd,
+    netns: Option<RawFd>,
     mtu: u32,
     master: u32,
 ) -> Result<()> {
@@ -170,7 +171,9 @@ pub fn add_veth_into_netns(
     p.attributes.push(LinkAttribute::IfName(peer.to_string()));
     p.attributes.push(LinkAttribute::Address(parse_mac(peer_mac)));
     p.attributes.push(LinkAttribute::Mtu(mtu));
-    p.attributes.push(LinkAttribute::NetNsFd(netns));
+    if let Some(fd) = netns {
+        p.attributes.push(LinkAttribute::NetNsFd(fd));
+    }
     let mut m = LinkMessage::default();
     m.attributes.push(LinkAttribute::IfName(host.to_string()));
     m.attributes.push(LinkAttribute::Address(parse_mac(host_mac)));

@@ -74,6 +74,18 @@ pub struct DaemonArgs {
     /// This host's name in the cluster [default: the hostname, kept in ROOT/node.json].
     #[arg(long)]
     node_name: Option<String>,
+    /// Serve Docker's network and IPAM plugin API (`docker network create
+    /// -d berth --ipam-driver berth`) on this socket [default, with no
+    /// PATH: /run/docker/plugins/berth.sock, where dockerd looks].
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = berth_core::docker::DEFAULT_SOCKET, value_name = "PATH")]
+    docker_plugin: Option<PathBuf>,
+    /// dockerd's API, asked for container names [default: unix:///var/run/docker.sock].
+    #[arg(long, value_name = "unix://PATH")]
+    docker_host: Option<String>,
+    /// Add accepts for berth's bridges to Docker's DOCKER-USER chain (so
+    /// dockerd's FORWARD policy DROP does not drop berth's traffic).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    docker_user_accept: Option<bool>,
     /// Log filter (error, warn, info, debug).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -109,6 +121,9 @@ fn config(a: &DaemonArgs) -> Result<DaemonConfig, String> {
         cluster_advertise: a.cluster_advertise.clone(),
         cluster_store_opts: if opts.is_empty() { None } else { Some(opts) },
         node_name: a.node_name.clone(),
+        docker_plugin: a.docker_plugin.clone(),
+        docker_host: a.docker_host.clone(),
+        docker_user_accept: a.docker_user_accept,
     };
     let file = match &a.config {
         Some(p) => {
