@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ "$(id -u)" != 0 ]; then echo "test.sh: run as root (root tests create namespaces)" >&2; exit 1; fi
-./scripts/deps.sh nftables iproute2 socat iputils-ping conntrack procps iperf3 dnsutils ca-certificates tcpdump
+./scripts/deps.sh nftables iproute2 socat iputils-ping conntrack procps iperf3 dnsutils ca-certificates tcpdump curl
 # The real programs berth serves and is tested against: podman (with runc
 # and conmon), dockerd, containerd, the CNI reference plugins, netavark, a
 # busybox tree for their containers, and etcd (with protoc and the protobuf
