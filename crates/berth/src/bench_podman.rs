@@ -56,10 +56,19 @@ fn version(bin: &Path) -> String {
 }
 
 impl Backend {
-    fn new(label: String, dir: &Path, bin: &Path, env: Vec<(String, String)>) -> Result<Backend> {
+    /// Backend number `idx` gets a bridge and a subnet of its own: all
+    /// backends share this namespace, and podman would name every fresh
+    /// state's first network `podman1` on the same subnet, so one backend's
+    /// teardown would delete the bridge another one's network is on (and
+    /// that backend would pay for making it again). Networks `pad1..idx`
+    /// take the lower bridge numbers (podman 4.3 has no --interface-name).
+    fn new(label: String, dir: &Path, bin: &Path, env: Vec<(String, String)>, idx: usize) -> Result<Backend> {
         let podman = Podman::new(dir, bin).with_context(|| format!("podman state in {}", dir.display()))?;
         let b = Backend { label, podman, env, none: vec![], net: vec![] };
-        b.podman_ok(&["network", "create", "--subnet", "10.89.0.0/24", "benchnet"])?;
+        for i in 1..=idx {
+            b.podman_ok(&["network", "create", "--subnet", &format!("10.87.{i}.0/24"), &format!("pad{i}")])?;
+        }
+        b.podman_ok(&["network", "create", "--subnet", &format!("10.89.{idx}.0/24"), "benchnet"])?;
         Ok(b)
     }
 
@@ -112,21 +121,21 @@ async fn bench(a: &BenchPodmanArgs) -> Result<()> {
 
 async fn measure(a: &BenchPodmanArgs, d: &LocalDaemon) -> Result<()> {
     let me = std::fs::read_link("/proc/self/exe")?;
-    let mut backends = vec![Backend::new(format!("berth {}", env!("CARGO_PKG_VERSION")), &d.dir.join("p-berth"), &me, vec![("BERTH_HOST".into(), d.host_env())])?];
+    let mut backends = vec![Backend::new(format!("berth {}", env!("CARGO_PKG_VERSION")), &d.dir.join("p-berth"), &me, vec![("BERTH_HOST".into(), d.host_env())], 0)?];
     if Path::new(NETAVARK_DEBIAN).exists() {
-        backends.push(Backend::new(version(Path::new(NETAVARK_DEBIAN)), &d.dir.join("p-netavark"), Path::new(NETAVARK_DEBIAN), vec![])?);
+        backends.push(Backend::new(version(Path::new(NETAVARK_DEBIAN)), &d.dir.join("p-netavark"), Path::new(NETAVARK_DEBIAN), vec![], backends.len())?);
     } else {
         println!("netavark: not installed ({NETAVARK_DEBIAN}), skipped");
     }
     match NETAVARK_2.iter().map(Path::new).find(|p| p.exists() && version(p).starts_with("netavark 2")) {
-        Some(p) => backends.push(Backend::new(format!("{} ({})", version(p), p.display()), &d.dir.join("p-netavark2"), p, vec![])?),
+        Some(p) => backends.push(Backend::new(format!("{} ({})", version(p), p.display()), &d.dir.join("p-netavark2"), p, vec![], backends.len())?),
         None => println!("netavark 2.x: not installed (cargo install netavark), skipped"),
     }
     // podman's own share: a backend that does nothing but answer.
     let null = d.dir.join("null-netavark");
     std::fs::write(&null, NULL_BACKEND)?;
     std::fs::set_permissions(&null, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-    backends.push(Backend::new("nothing (sh script with a fixed answer)".into(), &d.dir.join("p-null"), &null, vec![])?);
+    backends.push(Backend::new("nothing (sh script with a fixed answer)".into(), &d.dir.join("p-null"), &null, vec![], backends.len())?);
     println!(
         "berth bench-podman: podman run --rm --network N --rootfs R true, minus --network none; {} runs each; {} CPUs",
         a.runs,
