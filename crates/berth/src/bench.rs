@@ -42,7 +42,7 @@ pub struct BenchArgs {
     /// Ports for the peers that publish one port at a time (CNI portmap mappings, docker-proxy processes).
     #[arg(long, default_value_t = 100)]
     peer_ports: usize,
-    /// Instead: the multi-host bench (bench_hosts.rs) with N hosts (3 when
+    /// Instead: the multi-host bench with N hosts (3 when
     /// no number is given): overlay convergence, throughput against a VXLAN
     /// link made by hand, kernel objects per host at (3 hosts, 150
     /// containers) and (20 hosts, --containers), etcd traffic per start.
