@@ -10,7 +10,8 @@ mod common;
 #[path = "docker/harness.rs"]
 mod harness;
 
-use harness::{curl, get, DockerBox};
+use common::curl;
+use harness::{get, DockerBox};
 use serde_json::Value;
 
 const HELLO: &str = "hello-from-container";

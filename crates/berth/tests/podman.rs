@@ -10,8 +10,8 @@ mod common;
 #[path = "podman/harness.rs"]
 mod harness;
 
-use common::{http, sh, udp_ask, UdpEcho};
-use harness::{curl, netns_inode, stop_daemon, PodmanBox};
+use common::{curl, http, sh, udp_ask, UdpEcho};
+use harness::{netns_inode, stop_daemon, PodmanBox};
 use serde_json::Value;
 
 const HELLO: &str = "hello-from-container";

@@ -509,3 +509,16 @@ impl Rng {
         v[self.below(v.len() as u64) as usize]
     }
 }
+
+/// `curl URL` from the sandbox (the host) or from the netns `from`: the
+/// body, or None when curl fails or answers nothing.
+pub fn curl(from: Option<&str>, url: &str) -> Option<String> {
+    let cmd = format!("curl -s -m 5 {url}");
+    let o = match from {
+        None => Command::new("sh").arg("-c").arg(&cmd).output(),
+        Some(ns) => Command::new("ip").args(["netns", "exec", ns, "sh", "-c", &cmd]).output(),
+    }
+    .ok()?;
+    let body = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    (o.status.success() && !body.is_empty()).then_some(body)
+}

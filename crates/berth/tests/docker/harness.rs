@@ -237,17 +237,6 @@ pub fn get(b: &DockerBox, from: &str, host: &str, port: u16) -> Option<String> {
     (o.status.success() && head.contains(" 200 ")).then(|| body.trim().to_string())
 }
 
-/// `curl URL` from the sandbox (the host) or from the netns `from`.
-pub fn curl(from: Option<&str>, url: &str) -> Option<String> {
-    let cmd = format!("curl -s -m 5 {url}");
-    let o = match from {
-        None => Command::new("sh").arg("-c").arg(&cmd).output(),
-        Some(ns) => Command::new("ip").args(["netns", "exec", ns, "sh", "-c", &cmd]).output(),
-    }
-    .ok()?;
-    let body = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    (o.status.success() && !body.is_empty()).then_some(body)
-}
 
 impl Drop for DockerBox {
     fn drop(&mut self) {
